@@ -1,0 +1,1 @@
+"""Shoplake: local-first e-commerce data platform."""

@@ -1,0 +1,1 @@
+"""Data contracts: versioned Avro schemas and the Confluent wire-format codec."""
