@@ -23,7 +23,7 @@ lint: bootstrap
 	$(UV_RUN) mypy
 
 bench: bootstrap
-	$(UV_RUN) shoplake bench all
+	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(UV_RUN) python "$$script"; done
 
 up: bootstrap
 	$(UV_RUN) shoplake up
