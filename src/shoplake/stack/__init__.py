@@ -1,0 +1,41 @@
+"""The local stack: PostgreSQL, Kafka, the schema registry and MLflow as supervised local processes.
+
+Public API (used by the CLI, the test fixtures and the benchmarks)::
+
+    SERVICES                      core services in start order
+    up(settings, services=None)   start services (default: SERVICES) and their dependencies
+    down(settings, services=None) stop services (default: all registered) in reverse order
+    status(settings)              one ServiceStatus per registered service
+    log_path(settings, service)   the service's log file
+
+Further services (Airflow) join through :func:`shoplake.stack.service.register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from shoplake.config import Settings
+from shoplake.stack import control, kafka, postgres, service
+from shoplake.stack.control import ServiceStatus, log_path, status
+from shoplake.stack.process import PortInUseError, ServiceError
+
+for _svc in (postgres.SERVICE, kafka.SERVICE):
+    if _svc.name not in service.registered():
+        service.register(_svc)
+
+SERVICES: Final[tuple[str, ...]] = ("postgres", "kafka")
+
+
+def up(settings: Settings, services: Sequence[str] | None = None) -> None:
+    """Start ``services`` (default: all core services) and what they depend on; no-op for healthy ones."""
+    control.up(settings, services, core=SERVICES)
+
+
+def down(settings: Settings, services: Sequence[str] | None = None) -> None:
+    """Stop ``services`` (default: every registered service) in reverse start order."""
+    control.down(settings, services)
+
+
+__all__ = ["SERVICES", "PortInUseError", "ServiceError", "ServiceStatus", "down", "log_path", "status", "up"]

@@ -1,0 +1,121 @@
+"""Starting, stopping and inspecting the registered services in dependency order.
+
+The rules every service gets for free: ``up`` is a no-op for a healthy service; a service whose own
+processes run but are unhealthy (half-started, wedged) is stopped and started again; a port held by
+anything else is reported with the setting that moves it, before any process is started; after start
+(or when already running) the service's idempotent ``ensure`` step runs; ``down`` goes in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoplake.config import Settings
+from shoplake.stack import process, service
+from shoplake.stack.service import Service
+
+STOP_TIMEOUT = 60.0
+"""Seconds a service gets to shut down cleanly before its process group is killed."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One row of ``shoplake status``."""
+
+    name: str
+    healthy: bool
+    pid: int | None
+    address: str
+    detail: str
+
+
+def validate(names: Sequence[str]) -> list[str]:
+    """The names, checked against the registry (ValueError listing the valid names on a typo)."""
+    for name in names:
+        service.get(name)
+    return list(dict.fromkeys(names))
+
+
+def with_dependencies(names: Sequence[str]) -> list[str]:
+    """``names`` plus everything they require, in registration (start) order."""
+    wanted: set[str] = set()
+
+    def add(name: str) -> None:
+        if name not in wanted:
+            wanted.add(name)
+            for dep in service.get(name).requires:
+                add(dep)
+
+    for name in validate(names):
+        add(name)
+    return [n for n in service.registered() if n in wanted]
+
+
+def _pids(settings: Settings, svc: Service) -> list[int]:
+    return [pid for p in svc.processes if (pid := process.running_pid(settings.home, p.name)) is not None]
+
+
+def _stop(settings: Settings, svc: Service) -> None:
+    for proc in reversed(svc.processes):
+        process.stop(settings.home, proc.name, STOP_TIMEOUT, proc.stop_signal)
+
+
+def start_service(settings: Settings, svc: Service) -> bool:
+    """Bring one service up; True when something was started (False = it was already healthy)."""
+    started = False
+    if not svc.health(settings).ok:
+        if _pids(settings, svc):
+            _stop(settings, svc)  # ours but unhealthy: restart rather than fight over the ports
+        process.check_ports(svc.name, settings.bind_host, svc.ports(settings))
+        try:
+            svc.launch(settings)
+        except BaseException:
+            _stop(settings, svc)  # a multi-process service must not stay half-started
+            raise
+        started = True
+    if svc.ensure is not None:
+        svc.ensure(settings)
+    return started
+
+
+def up(settings: Settings, services: Sequence[str] | None = None, *, core: Sequence[str] = ()) -> list[str]:
+    """Start ``services`` (default ``core``) and their dependencies; return the names actually started."""
+    names = with_dependencies(list(services) if services is not None else list(core))
+    return [name for name in names if start_service(settings, service.get(name))]
+
+
+def down(settings: Settings, services: Sequence[str] | None = None) -> None:
+    """Stop ``services`` (default: every registered one) in reverse start order. Idempotent."""
+    names = validate(services) if services is not None else list(service.registered())
+    for name in reversed([n for n in service.registered() if n in names]):
+        _stop(settings, service.get(name))
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    rows = []
+    for name in service.registered():
+        svc = service.get(name)
+        health = svc.health(settings)
+        pids = _pids(settings, svc)
+        rows.append(ServiceStatus(name, health.ok, pids[0] if pids else None, svc.address(settings), health.detail))
+    return rows
+
+
+def log_path(settings: Settings, name: str) -> Path:
+    """The main log file of service ``name`` (its first process)."""
+    return process.log_file(settings.home, service.get(name).processes[0].name)
+
+
+def log_paths(settings: Settings, name: str) -> list[Path]:
+    """Every log file of service ``name`` (one per supervised process)."""
+    return [process.log_file(settings.home, p.name) for p in service.get(name).processes]
+
+
+def format_table(rows: Sequence[ServiceStatus]) -> str:
+    """``shoplake status`` as an aligned text table (the detail column is left ragged)."""
+    table = [("SERVICE", "HEALTHY", "PID", "ADDRESS", "DETAIL")]
+    table += [(r.name, "yes" if r.healthy else "NO", str(r.pid or "-"), r.address, r.detail) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in table)
