@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from typing import Final
 
 from shoplake.config import Settings
-from shoplake.stack import control, kafka, postgres, service
+from shoplake.stack import control, kafka, mlflow_server, postgres, registry, service
 from shoplake.stack.control import ServiceStatus, log_path, status
 from shoplake.stack.process import PortInUseError, ServiceError
 
-for _svc in (postgres.SERVICE, kafka.SERVICE):
+for _svc in (postgres.SERVICE, kafka.SERVICE, registry.SERVICE, mlflow_server.SERVICE):
     if _svc.name not in service.registered():
         service.register(_svc)
 
-SERVICES: Final[tuple[str, ...]] = ("postgres", "kafka")
+SERVICES: Final[tuple[str, ...]] = ("postgres", "kafka", "registry", "mlflow")
 
 
 def up(settings: Settings, services: Sequence[str] | None = None) -> None:
