@@ -76,6 +76,7 @@ class Settings:
     # Delta / Spark
     delta_base_path: Path
     spark_master: str
+    streaming_config: Path
     # Airflow
     airflow_home: Path
     airflow_api_port: int
@@ -209,10 +210,11 @@ class Settings:
             errors.append(f"KAFKA_TOPIC={topic!r}: letters, digits, '.', '_' and '-' only (max 249)")
             topic = "ecommerce.transactions"
 
+        project_dir = Path(get("SHOPLAKE_PROJECT_DIR", str(_project_dir())))
         settings = cls(
             profile=profile,
             home=home,
-            project_dir=Path(get("SHOPLAKE_PROJECT_DIR", str(_project_dir()))),
+            project_dir=project_dir,
             bind_host=get("SHOPLAKE_BIND_HOST", "127.0.0.1"),
             kafka_bootstrap_servers=bootstrap,
             kafka_controller_port=port("KAFKA_CONTROLLER_PORT", 9093),
@@ -239,6 +241,7 @@ class Settings:
             mlflow_artifact_root=Path(get("MLFLOW_ARTIFACT_ROOT", str(home / "mlflow" / "artifacts"))),
             delta_base_path=Path(get("DELTA_BASE_PATH", "/tmp/delta-lake")),
             spark_master=get("SPARK_MASTER", "local[*]"),
+            streaming_config=project_dir / get("STREAMING_CONFIG", "conf/streaming.toml"),
             airflow_home=Path(get("AIRFLOW_HOME", str(home / "airflow"))),
             airflow_api_port=port("AIRFLOW_API_PORT", 8082),
             airflow_admin_user=get("AIRFLOW_ADMIN_USER", "admin"),

@@ -1,0 +1,1 @@
+"""Spark Structured Streaming medallion: Kafka -> Delta bronze/silver/quarantine/gold -> PostgreSQL raw.*."""

@@ -1,0 +1,163 @@
+"""The streaming jobs' configuration file (``conf/streaming.toml``), validated into :class:`StreamingConfig`.
+
+Hosts and the Delta root are settings (env vars); the pipeline's shape - topics, triggers, table layout,
+validation bounds - lives in one reviewable file that the Airflow streaming DAG checks for. Everything is
+validated here, before a SparkSession starts, so a typo fails in milliseconds with the offending key named.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from shoplake.config import Settings
+
+QUERIES: Final = ("bronze", "silver", "warehouse", "gold")
+_INTERVAL: Final = re.compile(r"^\d+ (second|seconds|minute|minutes|hour|hours)$")
+_IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class StreamingConfigError(ValueError):
+    """The streaming config file is missing or invalid; the message names the file and every bad key."""
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    """Resolved streaming configuration: absolute paths, validated triggers and bounds."""
+
+    topics: tuple[str, ...]
+    bootstrap_servers: str
+    schema_registry_url: str
+    starting_offsets: str
+    max_offsets_per_trigger: int
+    fail_on_data_loss: bool
+    bronze_path: Path
+    silver_path: Path
+    quarantine_path: Path
+    gold_hourly_sales_path: Path
+    gold_customer_windows_path: Path
+    gold_fraud_rates_path: Path
+    checkpoint_root: Path
+    metrics_path: Path
+    triggers: dict[str, str]
+    max_event_age_days: int
+    max_clock_skew_minutes: int
+    watermark: str
+    warehouse_schema: str
+    warehouse_table: str
+    postgres_dsn: str = field(repr=False)  # holds the password
+    shuffle_partitions: int
+
+    def checkpoint(self, query: str) -> Path:
+        """One checkpoint folder per query, so queries can be reset or moved independently."""
+        if query not in QUERIES:
+            raise ValueError(f"unknown query {query!r}; expected one of {QUERIES}")
+        return self.checkpoint_root / query
+
+
+def load_streaming_config(settings: Settings, path: Path | None = None) -> StreamingConfig:
+    """Read ``path`` (default: the ``STREAMING_CONFIG`` setting) and resolve it against ``settings``."""
+    file = path or settings.streaming_config
+    if not file.is_file():
+        raise StreamingConfigError(f"streaming config {file} not found (set STREAMING_CONFIG or restore the file)")
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise StreamingConfigError(f"{file} is not valid TOML: {exc}") from exc
+    return resolve(raw, settings, source=str(file))
+
+
+def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") -> StreamingConfig:
+    """Validate a parsed config mapping; every problem is reported at once."""
+    errors: list[str] = []
+
+    def section(name: str) -> dict[str, Any]:
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            errors.append(f"[{name}] must be a table")
+            return {}
+        return value
+
+    def typed(sec: dict[str, Any], sec_name: str, key: str, kind: type, default: Any) -> Any:
+        value = sec.get(key, default)
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            errors.append(f"{sec_name}.{key}={value!r}: must be an integer")
+            return default
+        if not isinstance(value, kind):
+            errors.append(f"{sec_name}.{key}={value!r}: must be a {kind.__name__}")
+            return default
+        return value
+
+    src, tables, trig, silver, wh, spark = (
+        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark")
+    )
+    topics_raw = src.get("topics", [])
+    if not isinstance(topics_raw, list) or not all(isinstance(t, str) and t for t in topics_raw):
+        errors.append(f"source.topics={topics_raw!r}: must be a list of topic names")
+        topics_raw = []
+    topics = tuple(topics_raw) or (settings.kafka_topic,)
+    starting = typed(src, "source", "starting_offsets", str, "earliest")
+    if starting not in ("earliest", "latest"):
+        errors.append(f"source.starting_offsets={starting!r}: must be earliest or latest")
+    max_offsets = typed(src, "source", "max_offsets_per_trigger", int, 500_000)
+    if max_offsets < 1:
+        errors.append(f"source.max_offsets_per_trigger={max_offsets}: must be >= 1")
+
+    def table(key: str, default: str) -> Path:
+        rel: str = typed(tables, "tables", key, str, default)
+        if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            errors.append(f"tables.{key}={rel!r}: must be a relative path below DELTA_BASE_PATH")
+            rel = default
+        return settings.delta_base_path / rel
+
+    def interval(sec: dict[str, Any], sec_name: str, key: str, default: str) -> str:
+        value: str = typed(sec, sec_name, key, str, default)
+        if not _INTERVAL.match(value):
+            errors.append(f"{sec_name}.{key}={value!r}: must look like '5 seconds' or '2 hours'")
+        return value
+
+    triggers = {query: interval(trig, "triggers", query, "5 seconds") for query in QUERIES}
+    watermark = interval(silver, "silver", "watermark", "2 hours")
+    schema = typed(wh, "warehouse", "schema", str, "raw")
+    table_name = typed(wh, "warehouse", "table", str, "transactions")
+    for key, ident in (("schema", schema), ("table", table_name)):
+        if not _IDENT.match(ident):
+            errors.append(f"warehouse.{key}={ident!r}: must be a lower-case SQL identifier")
+    partitions = typed(spark, "spark", "shuffle_partitions", int, 4)
+    if partitions < 1:
+        errors.append(f"spark.shuffle_partitions={partitions}: must be >= 1")
+    age = typed(silver, "silver", "max_event_age_days", int, 3650)
+    skew = typed(silver, "silver", "max_clock_skew_minutes", int, 60)
+    if age < 1 or skew < 0:
+        errors.append("silver.max_event_age_days must be >= 1 and silver.max_clock_skew_minutes >= 0")
+
+    config = StreamingConfig(
+        topics=topics,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        schema_registry_url=settings.schema_registry_url,
+        starting_offsets=starting,
+        max_offsets_per_trigger=max_offsets,
+        fail_on_data_loss=bool(typed(src, "source", "fail_on_data_loss", bool, True)),
+        bronze_path=table("bronze", "bronze/transactions"),
+        silver_path=table("silver", "silver/transactions"),
+        quarantine_path=table("quarantine", "quarantine/transactions"),
+        gold_hourly_sales_path=table("gold_hourly_sales", "gold/hourly_sales"),
+        gold_customer_windows_path=table("gold_customer_windows", "gold/customer_behaviour"),
+        gold_fraud_rates_path=table("gold_fraud_rates", "gold/fraud_rates"),
+        checkpoint_root=settings.home / "checkpoints",
+        metrics_path=settings.home / "streaming" / "progress.jsonl",
+        triggers=triggers,
+        max_event_age_days=age,
+        max_clock_skew_minutes=skew,
+        watermark=watermark,
+        warehouse_schema=schema,
+        warehouse_table=table_name,
+        postgres_dsn=settings.postgres_dsn(),
+        shuffle_partitions=partitions,
+    )
+    if errors:
+        raise StreamingConfigError(f"invalid streaming config {source}:\n  " + "\n  ".join(errors))
+    return config

@@ -1,0 +1,240 @@
+"""Pure DataFrame -> DataFrame transforms of the medallion; no reads, writes or clocks except where named.
+
+Each job in :mod:`shoplake.streaming.jobs` is "read, apply these, write", so everything that decides what a
+row becomes - the bronze layout, decoding, the validation rules and their reason codes, the silver shape,
+deduplication - is here and unit-tested on small DataFrames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as sf
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructType
+
+from shoplake.streaming import rules
+from shoplake.streaming.decode import DECODE_STATUS_FIELDS, Decoder, record_fields
+
+BRONZE_COLUMNS: Final = (
+    "key",
+    "value",
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "kafka_timestamp_type",
+    "headers",
+    "ingested_at",
+    "event_date",
+)
+REQUIRED_IDS: Final = ("transaction_id", "customer_id", "merchant_id", "device_id")
+SILVER_COLUMNS: Final = (
+    "transaction_id",
+    "event_time",
+    "event_date",
+    "event_hour",
+    "customer_id",
+    "merchant_id",
+    "merchant_category",
+    "merchant_country",
+    "amount_cents",
+    "amount",
+    "currency",
+    "payment_method",
+    "channel",
+    "device_id",
+    "device_type",
+    "ip_address",
+    "ip_country",
+    "status",
+    "is_fraud",
+    "fraud_pattern",
+    "schema_id",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "ingested_at",
+)
+QUARANTINE_COLUMNS: Final = (
+    "reason",
+    "detail",
+    "transaction_id",
+    "schema_id",
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "key",
+    "value",
+    "ingested_at",
+    "event_date",
+)
+
+
+def bronze_projection(kafka: DataFrame) -> DataFrame:
+    """Kafka source rows -> bronze: every byte and all metadata kept, plus ingestion time and a date.
+
+    ``event_date`` (the partition column) is the UTC date of the Kafka record timestamp: bronze cannot look
+    inside bytes it may not be able to decode, and the producer stamps records with their event time.
+    """
+    return kafka.select(
+        sf.col("key"),
+        sf.col("value"),
+        sf.col("topic"),
+        sf.col("partition"),
+        sf.col("offset"),
+        sf.col("timestamp").alias("kafka_timestamp"),
+        sf.col("timestampType").alias("kafka_timestamp_type"),
+        sf.col("headers"),
+        sf.current_timestamp().alias("ingested_at"),
+        sf.to_date(sf.col("timestamp")).alias("event_date"),
+    )
+
+
+@dataclass(frozen=True)
+class _DecodeFn:
+    """Picklable ``mapInArrow`` body (Spark ships it to the Python workers)."""
+
+    decoder: Decoder
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield self.decoder.decode_batch(batch)
+
+
+def decode_frames(bronze: DataFrame, decoder: Decoder) -> DataFrame:
+    """Bronze -> bronze columns + ``schema_id``/``decode_error``/``decode_detail`` + one column per field.
+
+    Runs :class:`Decoder` with ``mapInArrow`` so per-record failures become reason codes, never exceptions.
+    """
+    extra = pa.schema([*DECODE_STATUS_FIELDS, *record_fields(decoder.reader_schema)])
+    out_schema = StructType([*bronze.schema.fields, *from_arrow_schema(extra).fields])
+    return bronze.mapInArrow(_DecodeFn(decoder), out_schema)
+
+
+def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[str, Column, Column]]:
+    """``(reason, fails, detail)`` per rule, in the order they are reported (first failure wins)."""
+
+    def is_blank(name: str) -> Column:
+        return sf.col(name).isNull() | (sf.trim(sf.col(name)) == "")
+
+    def not_in(name: str, allowed: frozenset[str]) -> Column:
+        return ~sf.col(name).isin(*sorted(allowed))
+
+    event_ms = sf.col("event_time")
+    kafka_ms = sf.unix_millis(sf.col("kafka_timestamp"))
+    checks: list[tuple[str, Column, Column]] = [
+        (f"missing_{name}", is_blank(name), sf.lit(f"{name} is empty")) for name in REQUIRED_IDS
+    ]
+    checks += [
+        (
+            "invalid_amount",
+            (sf.col("amount_cents") <= 0) | (sf.col("amount_cents") > rules.MAX_AMOUNT_MINOR_UNITS),
+            sf.format_string(
+                "amount_cents=%s, expected 1..%s", sf.col("amount_cents"), sf.lit(rules.MAX_AMOUNT_MINOR_UNITS)
+            ),
+        ),
+        (
+            "invalid_currency",
+            not_in("currency", frozenset(rules.CURRENCY_EXPONENTS)),
+            sf.format_string("currency=%s is not an ISO 4217 code", sf.col("currency")),
+        ),
+        (
+            "invalid_event_time",
+            (event_ms < rules.MIN_EVENT_TIME_MS)
+            | (event_ms < kafka_ms - sf.lit(max_event_age_days * 86_400_000))
+            | (event_ms > kafka_ms + sf.lit(max_clock_skew_minutes * 60_000)),
+            sf.format_string(
+                "event_time=%s ms vs kafka timestamp %s ms (allowed: %s days older, %s minutes newer)",
+                event_ms,
+                kafka_ms,
+                sf.lit(max_event_age_days),
+                sf.lit(max_clock_skew_minutes),
+            ),
+        ),
+    ]
+    for name, allowed in (
+        ("payment_method", rules.PAYMENT_METHODS),
+        ("channel", rules.CHANNELS),
+        ("device_type", rules.DEVICE_TYPES),
+        ("status", rules.STATUSES),
+    ):
+        checks.append(
+            (
+                f"invalid_{name}",
+                not_in(name, allowed),
+                sf.format_string(f"{name}=%s is not a known value", sf.col(name)),
+            )
+        )
+    for name in ("merchant_country", "ip_country"):
+        checks.append(
+            (
+                f"invalid_{name}",
+                ~sf.col(name).rlike("^[A-Z]{2}$"),
+                sf.format_string(f"{name}=%s is not an ISO 3166 alpha-2 code", sf.col(name)),
+            )
+        )
+    checks.append(("missing_is_fraud", sf.col("is_fraud").isNull(), sf.lit("is_fraud is null")))
+    return checks
+
+
+def validate(decoded: DataFrame, *, max_event_age_days: int = 3650, max_clock_skew_minutes: int = 60) -> DataFrame:
+    """Add ``reason`` and ``detail``: null for a valid record, else the decode error or first failed rule.
+
+    A rule whose inputs are null counts as failed (``coalesce(fails, true)``): null must never slip through
+    a comparison into silver.
+    """
+    checks = _rules(max_event_age_days, max_clock_skew_minutes)
+    reason = sf.coalesce(
+        sf.col("decode_error"), *(sf.when(sf.coalesce(fails, sf.lit(True)), sf.lit(code)) for code, fails, _ in checks)
+    )
+    detail = sf.coalesce(
+        sf.col("decode_detail"),
+        *(sf.when(sf.coalesce(fails, sf.lit(True)), sf.coalesce(msg, sf.lit(code))) for code, fails, msg in checks),
+    )
+    return decoded.withColumn("reason", reason).withColumn("detail", detail)
+
+
+def quarantine_rows(validated: DataFrame) -> DataFrame:
+    """Rows that failed decoding or validation, with the raw bytes and where they came from."""
+    return validated.where(sf.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+
+
+def _minor_unit_divisor() -> Column:
+    expr: Column = sf.lit(100)
+    for currency, exponent in sorted(rules.CURRENCY_EXPONENT_OVERRIDES.items()):
+        expr = sf.when(sf.col("currency") == currency, sf.lit(10**exponent)).otherwise(expr)
+    return expr
+
+
+def silver_rows(validated: DataFrame) -> DataFrame:
+    """Valid rows typed for silver: timestamps, event date/hour, the amount in major units, lineage."""
+    event_time = sf.timestamp_millis(sf.col("event_time"))
+    amount = (sf.col("amount_cents").cast("decimal(20,0)") / _minor_unit_divisor()).cast("decimal(18,3)")
+    return (
+        validated.where(sf.col("reason").isNull())
+        .withColumns(
+            {
+                "event_time": event_time,
+                "event_date": sf.to_date(event_time),
+                "event_hour": sf.hour(event_time),
+                "amount": amount,
+            }
+        )
+        .withColumnsRenamed({"topic": "kafka_topic", "partition": "kafka_partition", "offset": "kafka_offset"})
+        .select(*SILVER_COLUMNS)
+    )
+
+
+def first_per_transaction(silver: DataFrame) -> DataFrame:
+    """One row per ``transaction_id``: the earliest copy in Kafka order (a re-sent record never replaces it)."""
+    order = Window.partitionBy("transaction_id").orderBy(
+        "kafka_timestamp", "kafka_topic", "kafka_partition", "kafka_offset"
+    )
+    return silver.withColumn("_rank", sf.row_number().over(order)).where(sf.col("_rank") == 1).drop("_rank")

@@ -1,0 +1,218 @@
+"""The medallion's pure transforms on small DataFrames (a local SparkSession, no services)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import struct
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from shoplake.config import get_settings
+from shoplake.streaming.decode import Decoder, StaticSchemas
+from shoplake.streaming.session import spark_session
+from shoplake.streaming.transforms import (
+    BRONZE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    SILVER_COLUMNS,
+    bronze_projection,
+    decode_frames,
+    first_per_transaction,
+    quarantine_rows,
+    silver_rows,
+    validate,
+)
+
+pytestmark = pytest.mark.unit
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/shoplake/contracts/schemas/transaction-v1.avsc"
+V1: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+KAFKA_TS = dt.datetime(2026, 11, 27, 12, 0, 5, tzinfo=dt.UTC)
+EVENT_MS = int(dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "transaction_id": "tx-1",
+        "event_time": EVENT_MS,
+        "customer_id": "c-1",
+        "merchant_id": "m-1",
+        "merchant_category": "electronics",
+        "merchant_country": "DE",
+        "amount_cents": 12_345,
+        "currency": "EUR",
+        "payment_method": "card",
+        "channel": "web",
+        "device_id": "d-1",
+        "device_type": "mobile",
+        "ip_address": "10.0.0.1",
+        "ip_country": "DE",
+        "status": "approved",
+        "is_fraud": False,
+        "fraud_pattern": None,
+    }
+    return {**base, **overrides}
+
+
+def framed(rec: dict[str, Any], schema_id: int = 1) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(V1), rec)
+    return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
+
+
+def bronze_df(spark: SparkSession, values: list[bytes | None]) -> DataFrame:
+    rows = [(None, v, "t", 0, i, KAFKA_TS, 0, [], KAFKA_TS, KAFKA_TS.date()) for i, v in enumerate(values)]
+    schema = (
+        "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "
+        "kafka_timestamp_type int, headers array<struct<key:string,value:binary>>, ingested_at timestamp, "
+        "event_date date"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def validated(spark: SparkSession, values: list[bytes | None]) -> DataFrame:
+    decoder = Decoder(V1, StaticSchemas({1: V1}))
+    return validate(decode_frames(bronze_df(spark, values), decoder))
+
+
+def test_bronze_projection_keeps_bytes_and_metadata(spark: SparkSession) -> None:
+    kafka = spark.createDataFrame(
+        [(b"k", b"\x00v", "topic-a", 2, 41, KAFKA_TS, 0, [("h", b"1")])],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
+        "timestampType int, headers array<struct<key:string,value:binary>>",
+    )
+    out = bronze_projection(kafka)
+    assert tuple(out.columns) == BRONZE_COLUMNS
+    expected = spark.createDataFrame(
+        [(b"k", b"\x00v", "topic-a", 2, 41, KAFKA_TS, 0, [("h", b"1")], KAFKA_TS.date())],
+        "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "
+        "kafka_timestamp_type int, headers array<struct<key:string,value:binary>>, event_date date",
+    )
+    assertDataFrameEqual(out.drop("ingested_at"), expected)
+    assert out.where("ingested_at is null").count() == 0
+
+
+def test_valid_record_becomes_one_typed_silver_row(spark: SparkSession) -> None:
+    rows = validated(spark, [framed(record(fraud_pattern="card_testing", is_fraud=True))])
+    assert quarantine_rows(rows).count() == 0
+    silver = silver_rows(rows)
+    assert tuple(silver.columns) == SILVER_COLUMNS
+    expected = Row(
+        transaction_id="tx-1",
+        event_time=dt.datetime(2026, 11, 27, 12, 0, 0),
+        event_date=dt.date(2026, 11, 27),
+        event_hour=12,
+        customer_id="c-1",
+        merchant_id="m-1",
+        merchant_category="electronics",
+        merchant_country="DE",
+        amount_cents=12_345,
+        amount=Decimal("123.450"),
+        currency="EUR",
+        payment_method="card",
+        channel="web",
+        device_id="d-1",
+        device_type="mobile",
+        ip_address="10.0.0.1",
+        ip_country="DE",
+        status="approved",
+        is_fraud=True,
+        fraud_pattern="card_testing",
+        schema_id=1,
+        kafka_topic="t",
+        kafka_partition=0,
+        kafka_offset=0,
+        kafka_timestamp=KAFKA_TS.replace(tzinfo=None),
+        ingested_at=KAFKA_TS.replace(tzinfo=None),
+    )
+    assertDataFrameEqual(silver, [expected])
+
+
+def test_amount_honours_the_currency_minor_unit(spark: SparkSession) -> None:
+    rows = validated(
+        spark,
+        [
+            framed(record(transaction_id="a", currency="JPY", amount_cents=1500)),
+            framed(record(transaction_id="b", currency="KWD", amount_cents=1500)),
+        ],
+    )
+    got = {r.transaction_id: r.amount for r in silver_rows(rows).collect()}
+    assert got == {"a": Decimal("1500.000"), "b": Decimal("1.500")}
+
+
+def test_every_poison_kind_is_quarantined_with_its_reason(spark: SparkSession) -> None:
+    good = framed(record())
+    values: list[bytes | None] = [
+        good,
+        b"\x9c\x11random bytes",
+        b"\x01" + good[1:],
+        b"\x00\x00\x00\x03\xe7" + good[5:],
+        good[:20],
+        framed(record(amount_cents=0)),
+        framed(record(amount_cents=-5)),
+        framed(record(currency="XYZ")),
+        framed(record(event_time=EVENT_MS + 2 * 3_600_000)),
+        framed(record(event_time=5)),
+        framed(record(customer_id=" ")),
+        framed(record(payment_method="cash")),
+        framed(record(status="weird")),
+        framed(record(ip_country="Germany")),
+        None,
+    ]
+    out = quarantine_rows(validated(spark, values))
+    assert tuple(out.columns) == QUARANTINE_COLUMNS
+    got = {r.offset: r.reason for r in out.collect()}
+    assert got == {
+        1: "not_avro_framed",
+        2: "not_avro_framed",
+        3: "unknown_schema_id",
+        4: "truncated_body",
+        5: "invalid_amount",
+        6: "invalid_amount",
+        7: "invalid_currency",
+        8: "invalid_event_time",
+        9: "invalid_event_time",
+        10: "missing_customer_id",
+        11: "invalid_payment_method",
+        12: "invalid_status",
+        13: "invalid_ip_country",
+        14: "not_avro_framed",
+    }
+    kept = out.where("offset = 5").first()
+    assert kept is not None
+    assert kept.value == values[5]
+    assert kept.transaction_id == "tx-1"
+    assert kept.detail == "amount_cents=0, expected 1..1000000000"
+    assert silver_rows(validated(spark, values)).count() == 1
+
+
+def test_first_per_transaction_keeps_the_earliest_copy(spark: SparkSession) -> None:
+    rows = validated(
+        spark,
+        [
+            framed(record(transaction_id="a", amount_cents=1)),
+            framed(record(transaction_id="b")),
+            framed(record(transaction_id="a", amount_cents=2)),
+        ],
+    )
+    out = first_per_transaction(silver_rows(rows)).select("transaction_id", "amount_cents", "kafka_offset")
+    assertDataFrameEqual(
+        out,
+        [
+            Row(transaction_id="a", amount_cents=1, kafka_offset=0),
+            Row(transaction_id="b", amount_cents=12_345, kafka_offset=1),
+        ],
+    )
