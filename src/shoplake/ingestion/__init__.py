@@ -1,0 +1,1 @@
+"""Ingestion: the synthetic transaction world, its Avro encoding, and delivery to Kafka."""
