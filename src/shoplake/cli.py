@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
+from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -122,6 +123,63 @@ def _add_stack_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 # ---- end of local stack block ----------------------------------------------------------------------------
 
 
+# ---- warehouse block (helper D): the dbt project via shoplake.warehouse.dbt_runner --------------------------
+def _warehouse_steps(run: Callable[[], list[dbt_runner.StepResult]]) -> int:
+    """Print each step's summary; a failed step prints its readable failure report and exits 1."""
+    try:
+        results = run()
+    except dbt_runner.WarehouseError as exc:
+        print(f"shoplake warehouse: {exc}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(result.summary())
+    return 0
+
+
+def _cmd_warehouse_build(args: argparse.Namespace, settings: Settings) -> int:
+    """deps -> seed -> staging -> marts -> test -> docs, the same functions the dbt_orchestration DAG calls."""
+    options = dbt_runner.BuildOptions(full_refresh=args.full_refresh, docs=not args.no_docs)
+    return _warehouse_steps(lambda: list(dbt_runner.build(settings, options)))
+
+
+def _cmd_warehouse_test(args: argparse.Namespace, settings: Settings) -> int:
+    return _warehouse_steps(lambda: [dbt_runner.run_tests(settings)])
+
+
+def _cmd_warehouse_freshness(args: argparse.Namespace, settings: Settings) -> int:
+    return _warehouse_steps(lambda: [dbt_runner.source_freshness(settings)])
+
+
+def _cmd_warehouse_docs(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate the docs site; with --serve, serve it on bind_host:PORT until Ctrl-C."""
+    if not args.serve or not dbt_runner.docs_site_exists(settings):
+        code = _warehouse_steps(lambda: [dbt_runner.docs_generate(settings)])
+        if code or not args.serve:
+            return code
+    print(f"serving dbt docs on http://{settings.bind_host}:{args.port} (Ctrl-C stops)")
+    return dbt_runner.serve_docs(settings, args.port)
+
+
+def _add_warehouse_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    warehouse = sub.add_parser("warehouse", help="dbt on PostgreSQL: raw.* -> staging -> marts, tests, docs")
+    wsub = warehouse.add_subparsers(dest="warehouse_command", required=True)
+    p = wsub.add_parser("build", help="deps -> seed -> staging -> marts -> test -> docs generate")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild incremental marts from scratch")
+    p.add_argument("--no-docs", action="store_true", help="skip docs generate")
+    p.set_defaults(handler=_cmd_warehouse_build)
+    p = wsub.add_parser("test", help="run every dbt data and unit test")
+    p.set_defaults(handler=_cmd_warehouse_test)
+    p = wsub.add_parser("freshness", help="dbt source freshness of raw.* (exit 1 past error_after)")
+    p.set_defaults(handler=_cmd_warehouse_freshness)
+    p = wsub.add_parser("docs", help="generate the dbt docs site (--serve: serve it locally)")
+    p.add_argument("--serve", action="store_true", help="serve the site on SHOPLAKE_BIND_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8580, help="port for --serve (default 8580)")
+    p.set_defaults(handler=_cmd_warehouse_docs)
+
+
+# ---- end of warehouse block --------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_config)
 
     _add_stack_commands(sub)
+    _add_warehouse_commands(sub)
 
     return parser
 
