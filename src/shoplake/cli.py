@@ -44,7 +44,9 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
-    except stack.ServiceError as exc:
+    except MissingDependencyError:
+        raise  # main() explains it and exits 2
+    except RuntimeError as exc:  # ServiceError, or Maven failing to resolve the JVM artifacts
         print(f"shoplake: {exc}", file=sys.stderr)
         return 1
     wanted = set(names or stack.SERVICES)
@@ -61,7 +63,9 @@ def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
-    except stack.ServiceError as exc:
+    except MissingDependencyError:
+        raise  # main() explains it and exits 2
+    except RuntimeError as exc:  # ServiceError, or Maven failing to resolve the JVM artifacts
         print(f"shoplake: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -123,6 +127,61 @@ def _add_stack_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 # ---- end of local stack block ----------------------------------------------------------------------------
 
 
+# ---- streaming block (helper C) -----------------------------------------------------------------------------
+def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Catch-up (--once) or continuous streaming in the foreground."""
+    from shoplake.streaming import service
+
+    if args.once:
+        print(json.dumps(service.run_once(settings), indent=2))
+    else:
+        service.run_forever(settings)
+    return 0
+
+
+def _cmd_stream_start(args: argparse.Namespace, settings: Settings) -> int:
+    from shoplake.streaming import service
+
+    pid = service.start_background(settings)
+    print(f"streaming running (pid {pid}); log: {settings.home / 'logs' / 'stream.log'}")
+    return 0
+
+
+def _cmd_stream_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from shoplake.streaming import service
+
+    print("streaming stopped" if service.stop_background(settings) else "streaming was not running")
+    return 0
+
+
+def _cmd_stream_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when the supervised runner is alive, 1 otherwise; prints the last progress of each query."""
+    from dataclasses import asdict
+
+    from shoplake.streaming import service
+
+    st = service.status(settings)
+    print(json.dumps(asdict(st), indent=2, default=str))
+    return 0 if st.running else 1
+
+
+def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stream = sub.add_parser("stream", help="Spark streaming: Kafka -> Delta bronze/silver -> PostgreSQL raw")
+    ssub = stream.add_subparsers(dest="stream_command", required=True)
+    p = ssub.add_parser("run", help="run in the foreground (continuous; --once = catch-up and exit)")
+    p.add_argument("--once", action="store_true", help="process everything available now, then exit")
+    p.set_defaults(handler=_cmd_stream_run)
+    p = ssub.add_parser("start", help="start the supervised continuous runner in the background")
+    p.set_defaults(handler=_cmd_stream_start)
+    p = ssub.add_parser("stop", help="stop the background runner")
+    p.set_defaults(handler=_cmd_stream_stop)
+    p = ssub.add_parser("status", help="runner state and last progress per query; exit 1 if not running")
+    p.set_defaults(handler=_cmd_stream_status)
+
+
+# ---- end of streaming block ------------------------------------------------------------------------------
+
+
 # ---- warehouse block (helper D): the dbt project via shoplake.warehouse.dbt_runner --------------------------
 def _warehouse_steps(run: Callable[[], list[dbt_runner.StepResult]]) -> int:
     """Print each step's summary; a failed step prints its readable failure report and exits 1."""
@@ -180,6 +239,63 @@ def _add_warehouse_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
 # ---- end of warehouse block --------------------------------------------------------------------------------
 
 
+# ---- ingestion block (helper B): shoplake ingest --------------------------------------------------------------
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate and deliver transactions; exit 0 only when every message was delivered and verified."""
+    from datetime import UTC, datetime, timedelta
+
+    from shoplake.contracts.registry import IncompatibleSchemaError, RegistryUnavailableError
+    from shoplake.ingestion.producer import DeliveryError
+    from shoplake.ingestion.run import IngestParameterError, ingest
+    from shoplake.ingestion.topics import KafkaUnavailableError, TopicMismatchError
+    from shoplake.ingestion.verify import VerificationError
+
+    # The CLI is the edge where "today" may be read; the library only ever sees explicit instants.
+    start = args.start or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+    span = timedelta(hours=args.span_hours) if args.span_hours is not None else None
+    try:
+        result = ingest(
+            settings, args.transactions, args.seed, start, args.run_key, span=span, verify=not args.no_verify
+        )
+    except IngestParameterError as exc:
+        print(f"shoplake ingest: {exc}", file=sys.stderr)
+        return 2
+    except (DeliveryError, VerificationError) as exc:
+        print(f"shoplake ingest: {exc}", file=sys.stderr)
+        print(json.dumps(exc.result.to_dict(), indent=2), file=sys.stderr)
+        return 1
+    except (KafkaUnavailableError, RegistryUnavailableError, IncompatibleSchemaError, TopicMismatchError) as exc:
+        print(f"shoplake ingest: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        out = result.to_dict()
+        print(
+            f"ingested {out['delivered']:,}/{out['sent']:,} transactions ({out['fraud_transactions']:,} fraud) "
+            f"into {out['topic']} in {out['seconds']:.1f}s ({out['transactions_per_second']:,.0f}/s); "
+            f"schema id {out['schema_id']}; run key {out['run_key']!r}; "
+            f"ids {out['first_transaction_id']} .. {out['last_transaction_id']}; "
+            f"verified: {'yes' if result.verify else 'skipped'}"
+        )
+    return 0
+
+
+def _add_ingest_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ingest", help="generate transactions and deliver them to Kafka (Avro, schema registry)")
+    p.add_argument("--transactions", "-n", type=int, required=True, help="number of transactions (> 0)")
+    p.add_argument("--seed", type=int, default=42, help="world seed: same seed, same customers/merchants")
+    p.add_argument("--start", help="event-time start, ISO-8601 with timezone (default: today 00:00 UTC)")
+    p.add_argument("--run-key", help="logical run id; same key -> same transaction ids (default: start/seed/N)")
+    p.add_argument("--span-hours", type=float, help="event-time window (default: N at 50k transactions/day)")
+    p.add_argument("--no-verify", action="store_true", help="skip reading the topic back afterwards")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(handler=_cmd_ingest)
+
+
+# ---- end of ingestion block ------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_config)
 
     _add_stack_commands(sub)
+    _add_stream_commands(sub)
     _add_warehouse_commands(sub)
+    _add_ingest_commands(sub)
 
     return parser
 

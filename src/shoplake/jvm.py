@@ -9,6 +9,7 @@ changes. Keeping the three classpaths apart matters: the broker and Spark's Kafk
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import shutil
@@ -25,7 +26,11 @@ class MissingDependencyError(RuntimeError):
 
 
 def artifacts_dir(settings: Settings, name: str) -> Path:
-    """Folder with the resolved jars of artifact set ``name``, resolving it with Maven when stale."""
+    """Folder with the resolved jars of artifact set ``name``, resolving it with Maven when stale.
+
+    Resolution holds an exclusive lock on ``{jvm_dir}/<name>.lock`` so that two commands starting at once
+    (a test fixture and ``shoplake up``, say) never delete and refill the same folder concurrently.
+    """
     if name not in ARTIFACT_SETS:
         raise ValueError(f"unknown JVM artifact set {name!r}; expected one of {ARTIFACT_SETS}")
     pom = settings.project_dir / "jvm" / name / "pom.xml"
@@ -36,6 +41,17 @@ def artifacts_dir(settings: Settings, name: str) -> Path:
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return out
+    settings.jvm_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.jvm_dir / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text().strip() == digest:
+            return out  # another process resolved it while we waited
+        _resolve(settings, name, pom, out)
+        stamp.write_text(digest + "\n")
+    return out
+
+
+def _resolve(settings: Settings, name: str, pom: Path, out: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise MissingDependencyError(
@@ -56,8 +72,6 @@ def artifacts_dir(settings: Settings, name: str) -> Path:
         )
     if proc.returncode != 0:
         raise RuntimeError(f"Maven could not resolve the '{name}' artifacts; see {log}")
-    stamp.write_text(digest + "\n")
-    return out
 
 
 def classpath(folder: Path) -> str:

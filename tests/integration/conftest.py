@@ -23,8 +23,10 @@ def stack() -> Iterator[Settings]:
     settings = get_settings()
     core = local_stack.SERVICES
     already = {row.name for row in local_stack.status(settings) if row.healthy and row.name in core}
-    local_stack.up(settings)
-    yield settings
     started = [name for name in core if name not in already]
-    if started:
-        local_stack.down(settings, started)
+    try:
+        local_stack.up(settings)
+        yield settings
+    finally:
+        if started:
+            local_stack.down(settings, started)

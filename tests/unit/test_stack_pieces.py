@@ -228,3 +228,20 @@ def test_mlflow_command_is_fast_starting(settings: Settings) -> None:
     assert argv[argv.index("--backend-store-uri") + 1] == settings.sqlalchemy_url("mlflow")
     assert argv[argv.index("--artifacts-destination") + 1] == str(settings.home / "mlflow" / "artifacts")
     assert mlflow_server.server_env({"A": "1"}) == {"A": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def test_down_also_stops_dependents() -> None:
+    assert control.with_dependents(["postgres"]) == ["postgres", "mlflow"]
+    assert control.with_dependents(["kafka"]) == ["kafka"]
+
+
+def test_unreachable_ancestor_finds_a_closed_directory(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    (closed / "inner").mkdir(parents=True)
+    closed.chmod(0o700)
+    target = closed / "inner" / "data"
+    nobody = 65534  # owns nothing here, in no group: needs the "other" x bit everywhere
+    blocked = postgres.unreachable_ancestor(target, nobody, {nobody})
+    assert blocked is not None
+    assert blocked in (closed, tmp_path, *tmp_path.parents)  # pytest's own base dir may already be 0700
+    assert postgres.unreachable_ancestor(target, os.getuid(), set(os.getgroups())) is None

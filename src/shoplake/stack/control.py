@@ -86,10 +86,22 @@ def up(settings: Settings, services: Sequence[str] | None = None, *, core: Seque
     return [name for name in names if start_service(settings, service.get(name))]
 
 
+def with_dependents(names: Sequence[str]) -> list[str]:
+    """``names`` plus every registered service that (transitively) requires one of them, in start order."""
+    wanted = set(validate(names))
+    for name in service.registered():  # registration order puts dependencies before their dependents
+        if wanted.intersection(service.get(name).requires):
+            wanted.add(name)
+    return [n for n in service.registered() if n in wanted]
+
+
 def down(settings: Settings, services: Sequence[str] | None = None) -> None:
-    """Stop ``services`` (default: every registered one) in reverse start order. Idempotent."""
-    names = validate(services) if services is not None else list(service.registered())
-    for name in reversed([n for n in service.registered() if n in names]):
+    """Stop ``services`` (default: every registered one) and their dependents, in reverse start order.
+
+    Stopping PostgreSQL also stops MLflow (and Airflow): a server left without its database only fails later.
+    """
+    names = with_dependents(services) if services is not None else list(service.registered())
+    for name in reversed(names):
         _stop(settings, service.get(name))
 
 

@@ -97,10 +97,43 @@ def server_argv(settings: Settings, bin_dir: Path) -> list[str]:
     ]
 
 
+def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first existing ancestor of ``path`` that account ``uid``/``gids`` cannot traverse (x bit)."""
+    for parent in reversed(path.parents):
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            return None
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid in gids:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return parent
+    return None
+
+
+def _check_reachable(settings: Settings, user: str | None) -> None:
+    """Fail before initdb when the ``postgres`` account cannot reach the state dir (e.g. under /root)."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    gids = {entry.pw_gid, *os.getgrouplist(user, entry.pw_gid)}
+    blocked = unreachable_ancestor(data_dir(settings), entry.pw_uid, gids)
+    if blocked is not None:
+        raise ServiceError(
+            f"PostgreSQL runs as '{user}', which cannot enter {blocked}: set SHOPLAKE_HOME to a directory it can "
+            "reach (the default for root is /var/lib/shoplake) or allow it with chmod o+x"
+        )
+
+
 def _initdb(settings: Settings, bin_dir: Path, user: str | None) -> None:
     data = data_dir(settings)
     if (data / "PG_VERSION").is_file():
         return
+    _check_reachable(settings, user)
     data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)
     _chown(data, user)
