@@ -28,7 +28,7 @@ select
     count(*)                                                            as transaction_count,
     count(*) filter (where is_fraud)                                    as fraud_count,
     count(*) filter (where is_fraud and is_approved)                    as approved_fraud_count,
-    round(count(*) filter (where is_fraud)::numeric / count(*), 6)      as fraud_rate,
+    round(count(*) filter (where is_fraud)::numeric / count(*), 6)::numeric(9, 6) as fraud_rate,
     sum(amount_reporting)::numeric(18, 2)                               as amount,
     coalesce(sum(amount_reporting) filter (where is_fraud), 0)::numeric(18, 2) as fraud_amount,
     count(distinct fraud_pattern)                                       as distinct_fraud_patterns,
