@@ -187,3 +187,26 @@ def test_missing_project_is_reported_before_anything_runs(tmp_path: Path) -> Non
     with pytest.raises(r.WarehouseError, match="no dbt project"):
         r.seed(settings)
     assert not (tmp_path / "dbt").exists()
+
+
+def test_stale_sources_say_how_stale() -> None:
+    (node,) = r.parse_run_results(
+        _run_results(
+            {
+                "unique_id": "source.shoplake.raw.transactions",
+                "status": "error",
+                "max_loaded_at": "2026-11-26T10:00:00+00:00",
+                "max_loaded_at_time_ago_in_s": 108000.0,
+                "criteria": {
+                    "warn_after": {"count": 6, "period": "hour"},
+                    "error_after": {"count": 24, "period": "hour"},
+                },
+                "execution_time": 0.1,
+            }
+        )
+    )
+    assert node.failed and node.resource_type == "source"
+    assert node.describe() == (
+        "source transactions: ERROR - last loaded 30.0 h ago "
+        "(max_loaded_at 2026-11-26T10:00:00+00:00; warn after 6 hour, error after 24 hour)"
+    )

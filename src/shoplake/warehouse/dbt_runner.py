@@ -256,13 +256,27 @@ def parse_run_results(
                 resource_type=resource_type,
                 name=str(node.get("name") or unique_id.split(".")[-2 if resource_type == "test" else -1]),
                 status=status,
-                message=raw.get("message"),
+                message=raw.get("message") or _freshness_message(raw),
                 failures=raw.get("failures"),
                 execution_time=float(raw.get("execution_time") or 0.0),
                 subject=subject,
             )
         )
     return tuple(out)
+
+
+def _freshness_message(raw: Mapping[str, Any]) -> str | None:
+    """'last loaded 30.0 h ago (...)' for a ``sources.json`` result, None for anything else."""
+    age = raw.get("max_loaded_at_time_ago_in_s")
+    if age is None:
+        return None
+    criteria = raw.get("criteria") or {}
+    limits = ", ".join(
+        f"{kind} after {rule['count']} {rule['period']}"
+        for kind in ("warn", "error")
+        if (rule := criteria.get(f"{kind}_after") or {}).get("count") is not None
+    )
+    return f"last loaded {float(age) / 3600:.1f} h ago (max_loaded_at {raw.get('max_loaded_at')}; {limits})"
 
 
 def step_result(step: DbtStep, record: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> StepResult:
