@@ -13,7 +13,7 @@ import pytest
 from shoplake import stack
 from shoplake.config import Settings
 from shoplake.jvm import MissingDependencyError
-from shoplake.stack import control, kafka, mlflow_server, postgres, process, registry, registry_gateway
+from shoplake.stack import control, kafka, mlflow_server, postgres, process, registry, registry_gateway, service
 
 pytestmark = pytest.mark.unit
 
@@ -245,3 +245,52 @@ def test_unreachable_ancestor_finds_a_closed_directory(tmp_path: Path) -> None:
     assert blocked is not None
     assert blocked in (closed, tmp_path, *tmp_path.parents)  # pytest's own base dir may already be 0700
     assert postgres.unreachable_ancestor(target, os.getuid(), set(os.getgroups())) is None
+
+
+def test_up_starts_independent_services_concurrently_and_reports_the_first_failure(settings: Settings) -> None:
+    """Fake services (pure logic: no processes) prove the ordering and error rules of control.up."""
+    import threading
+
+    from shoplake.stack.service import Health, Proc, Service
+
+    events: list[str] = []
+    both_running = threading.Barrier(2, timeout=5)
+
+    def fake(name: str, requires: tuple[str, ...] = (), fail: bool = False, meet: bool = False) -> Service:
+        def launch(_: Settings) -> None:
+            events.append(f"start {name}")
+            if meet:
+                both_running.wait()  # deadlocks (BrokenBarrierError) unless the two start at the same time
+            if fail:
+                raise process.ServiceError(f"{name} broke")
+
+        return Service(
+            name=name,
+            requires=requires,
+            processes=(Proc(f"fake-{name}"),),
+            address=lambda s: "-",
+            ports=lambda s: [],
+            health=lambda s: Health(False, "down"),
+            launch=launch,
+        )
+
+    saved = dict(service._REGISTRY)
+    try:
+        service._REGISTRY.clear()
+        for svc in (fake("db"), fake("a", ("db",), meet=True), fake("b", ("db",), meet=True), fake("c", ("a",))):
+            service.register(svc)
+        assert control.up(settings, ["c", "b"]) == ["db", "a", "b", "c"]
+        assert events[0] == "start db"
+        assert events[-1] == "start c"
+
+        service._REGISTRY.clear()
+        events.clear()
+        for svc in (fake("db", fail=True), fake("app", ("db",)), fake("other")):
+            service.register(svc)
+        with pytest.raises(process.ServiceError, match="db broke"):
+            control.up(settings, ["app", "other"])
+        assert "start app" not in events
+        assert "start other" in events
+    finally:
+        service._REGISTRY.clear()
+        service._REGISTRY.update(saved)

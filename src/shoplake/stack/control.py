@@ -9,6 +9,7 @@ anything else is reported with the setting that moves it, before any process is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,34 @@ def start_service(settings: Settings, svc: Service) -> bool:
 
 
 def up(settings: Settings, services: Sequence[str] | None = None, *, core: Sequence[str] = ()) -> list[str]:
-    """Start ``services`` (default ``core``) and their dependencies; return the names actually started."""
+    """Start ``services`` (default ``core``) and their dependencies; return the names actually started.
+
+    Independent services start concurrently (each waits only for what it requires): the JVMs and MLflow
+    spend most of their start-up waiting, so overlapping them roughly halves ``shoplake up``. The first
+    failure in start order is raised once every launched service has finished starting or failing.
+    """
     names = with_dependencies(list(services) if services is not None else list(core))
-    return [name for name in names if start_service(settings, service.get(name))]
+    futures: dict[str, Future[bool]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="shoplake-up") as pool:
+        for name in names:  # dependencies come first, so their futures already exist
+            deps = [futures[d] for d in service.get(name).requires if d in futures]
+            futures[name] = pool.submit(_start_after, settings, name, deps)
+    for name in names:
+        exc = futures[name].exception()
+        if exc is not None and not isinstance(exc, _DependencyFailedError):
+            raise exc
+    return [name for name in names if futures[name].result()]
+
+
+class _DependencyFailedError(RuntimeError):
+    """A service was not started because something it requires failed (that failure is reported)."""
+
+
+def _start_after(settings: Settings, name: str, deps: Sequence[Future[bool]]) -> bool:
+    for dep in deps:
+        if dep.exception() is not None:
+            raise _DependencyFailedError(name)
+    return start_service(settings, service.get(name))
 
 
 def with_dependents(names: Sequence[str]) -> list[str]:
