@@ -79,7 +79,13 @@ def machine() -> str:
     return f"{cores} cores (nproc), {kib / 1024 / 1024:.0f} GB RAM, {sys.platform}"
 
 
-def render(results: dict[str, list[float]], repeat: int) -> str:
+def load_average() -> str:
+    """1-minute load average: on a shared 2-core box, other work changes these figures a lot."""
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
+
+
+def render(results: dict[str, list[float]], repeat: int, load: str) -> str:
     def fmt(values: list[float]) -> str:
         if len(values) == 1:
             return f"{values[0]:.1f} s"
@@ -88,7 +94,7 @@ def render(results: dict[str, list[float]], repeat: int) -> str:
     lines = [
         SECTION,
         "",
-        f"- Machine: {machine()}",
+        f"- Machine: {machine()}; 1-min load average when the run started: {load}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Command: `.venv/bin/python bench/bench_stack.py --repeat {repeat}`",
         "- What: wall time of `shoplake up` (all core services: postgres, kafka, registry, mlflow) in a subprocess,",
@@ -126,6 +132,7 @@ def main() -> int:
     settings = get_settings()
     for name in ("kafka", "registry"):
         artifacts_dir(settings, name)
+    load = load_average()
     running = [row.name for row in stack.status(settings) if row.healthy and row.name in stack.SERVICES]
     stack.down(settings)
     try:
@@ -133,7 +140,7 @@ def main() -> int:
     finally:
         if running:
             stack.up(settings, running)
-    text = render(results, args.repeat)
+    text = render(results, args.repeat, load)
     print(text)
     if not args.no_write:
         write_section(text)
