@@ -165,6 +165,19 @@ def _cmd_stream_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if st.running else 1
 
 
+def _cmd_stream_maintain(args: argparse.Namespace, settings: Settings) -> int:
+    """OPTIMIZE + VACUUM the streaming Delta tables."""
+    from shoplake.streaming import service
+
+    try:
+        results = service.maintain(settings, args.retention_hours, vacuum=not args.no_vacuum)
+    except ValueError as exc:
+        print(f"shoplake: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(results, indent=2))
+    return 0
+
+
 def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stream = sub.add_parser("stream", help="Spark streaming: Kafka -> Delta bronze/silver -> PostgreSQL raw")
     ssub = stream.add_subparsers(dest="stream_command", required=True)
@@ -177,6 +190,10 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.set_defaults(handler=_cmd_stream_stop)
     p = ssub.add_parser("status", help="runner state and last progress per query; exit 1 if not running")
     p.set_defaults(handler=_cmd_stream_status)
+    p = ssub.add_parser("maintain", help="compact (OPTIMIZE) and VACUUM the streaming Delta tables")
+    p.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention, >= 168 (default 168)")
+    p.add_argument("--no-vacuum", action="store_true", help="only compact")
+    p.set_defaults(handler=_cmd_stream_maintain)
 
 
 # ---- end of streaming block ------------------------------------------------------------------------------

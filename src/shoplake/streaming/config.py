@@ -91,8 +91,8 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
             return default
         return value
 
-    src, tables, trig, silver, wh, spark = (
-        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark")
+    src, tables, trig, silver, wh, spark, paths = (
+        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths")
     )
     topics_raw = src.get("topics", [])
     if not isinstance(topics_raw, list) or not all(isinstance(t, str) and t for t in topics_raw):
@@ -147,8 +147,8 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         gold_hourly_sales_path=table("gold_hourly_sales", "gold/hourly_sales"),
         gold_customer_windows_path=table("gold_customer_windows", "gold/customer_behaviour"),
         gold_fraud_rates_path=table("gold_fraud_rates", "gold/fraud_rates"),
-        checkpoint_root=settings.home / "checkpoints",
-        metrics_path=settings.home / "streaming" / "progress.jsonl",
+        checkpoint_root=settings.home / typed(paths, "paths", "checkpoints", str, "checkpoints"),
+        metrics_path=settings.home / typed(paths, "paths", "progress_log", str, "streaming/progress.jsonl"),
         triggers=triggers,
         max_event_age_days=age,
         max_clock_skew_minutes=skew,

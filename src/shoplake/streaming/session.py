@@ -49,6 +49,8 @@ def spark_conf(settings: Settings, *, app_name: str, shuffle_partitions: int, ui
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
+        # Delta rebuilds table snapshots with 50 tasks by default: pure overhead for tables on one machine.
+        "spark.databricks.delta.snapshotPartitions": str(shuffle_partitions),
     }
     if settings.spark_master.startswith("local"):
         # Local Python workers must run this interpreter (the venv with shoplake, fastavro, pyarrow), not

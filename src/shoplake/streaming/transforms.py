@@ -32,6 +32,11 @@ BRONZE_COLUMNS: Final = (
     "ingested_at",
     "event_date",
 )
+BRONZE_SCHEMA: Final = (
+    "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "
+    "kafka_timestamp_type int, headers array<struct<key:string,value:binary>>, ingested_at timestamp, "
+    "event_date date"
+)
 REQUIRED_IDS: Final = ("transaction_id", "customer_id", "merchant_id", "device_id")
 SILVER_COLUMNS: Final = (
     "transaction_id",

@@ -1,0 +1,203 @@
+"""Benchmark the streaming medallion's catch-up throughput next to Kafka's own consumer (the raw ceiling).
+
+One invocation, one topic, same broker:
+
+* **ingest** - ``shoplake.ingestion.run.ingest`` writes N generated transactions to a fresh topic
+  ``<topic>.bench-stream-<stamp>`` (not timed here; see the Ingestion section).
+* **ceiling** - ``org.apache.kafka.tools.ConsumerPerformance`` (the kafka-tools jar of the broker's own
+  classpath) reads the N messages: how fast anything on this machine can pull them out of Kafka.
+* **ours** - :func:`shoplake.streaming.jobs.run_catch_up` with ``availableNow`` on a fresh SparkSession,
+  fresh tables and checkpoints: Kafka -> bronze (Delta), then bronze -> decode + validate -> silver MERGE
+  + quarantine; then, timed separately, silver -> PostgreSQL and the gold aggregates. Throughput is
+  N / (bronze + silver seconds), the figure issue 4 targets (>= 50,000 events/s); the SparkSession start
+  (~15-30 s of JVM start-up) is excluded and reported on its own.
+
+Usage: ``python bench/bench_streaming.py [--n 1000000] [--no-write]`` with the usual environment; Kafka,
+the registry and PostgreSQL must be up (``shoplake up postgres kafka registry``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from shoplake.config import Settings, get_settings
+from shoplake.jvm import artifacts_dir, classpath, find_java
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Streaming"
+
+
+def machine() -> str:
+    with open("/proc/meminfo") as fh:
+        kib = int(fh.readline().split()[1])
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores (nproc), {kib / 1024 / 1024:.0f} GB RAM, {sys.platform}; load avg at start {load}"
+
+
+def produce(settings: Settings, n: int) -> tuple[Settings, dict[str, Any]]:
+    from shoplake.ingestion.run import ingest
+
+    topic = f"{settings.kafka_topic}.bench-stream-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    bench = dataclasses.replace(settings, kafka_topic=topic)
+    started = time.perf_counter()
+    result = ingest(bench, n, 7, "2026-01-05T00:00:00Z", verify=False)
+    return bench, {"topic": topic, "seconds": time.perf_counter() - started, "result": str(result)[:200]}
+
+
+def ceiling(settings: Settings, n: int) -> dict[str, Any]:
+    java = find_java(17)
+    cp = classpath(artifacts_dir(settings, "kafka"))
+    cmd = [
+        java,
+        "-Xmx1g",
+        "-cp",
+        cp,
+        "org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server",
+        settings.kafka_bootstrap_servers,
+        "--topic",
+        settings.kafka_topic,
+        "--messages",
+        str(n),
+        "--timeout",
+        "120000",
+        "--group",
+        f"bench-ceiling-{os.getpid()}",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    wall = time.perf_counter() - started
+    lines = [ln for ln in proc.stdout.splitlines() if re.match(r"^\d{4}-", ln)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"ConsumerPerformance failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+    fields = [f.strip() for f in lines[-1].split(",")]
+    return {"messages": int(fields[4]), "per_second": float(fields[5]), "mb_per_second": float(fields[3]), "wall": wall}
+
+
+def ours(settings: Settings, n: int) -> dict[str, Any]:
+    from shoplake.streaming.config import load_streaming_config
+    from shoplake.streaming.jobs import run_catch_up
+    from shoplake.streaming.session import spark_session
+
+    stamp = settings.kafka_topic.rsplit("-", 1)[-1]
+    root = settings.delta_base_path / f"bench-{stamp}"
+    cfg = dataclasses.replace(
+        load_streaming_config(settings),
+        topics=(settings.kafka_topic,),
+        bronze_path=root / "bronze/transactions",
+        silver_path=root / "silver/transactions",
+        quarantine_path=root / "quarantine/transactions",
+        gold_hourly_sales_path=root / "gold/hourly_sales",
+        gold_customer_windows_path=root / "gold/customer_behaviour",
+        gold_fraud_rates_path=root / "gold/fraud_rates",
+        checkpoint_root=root / "checkpoints",
+        metrics_path=root / "progress.jsonl",
+        warehouse_schema=f"bench_{stamp}",
+        max_offsets_per_trigger=max(n, 1),
+    )
+    started = time.perf_counter()
+    spark = spark_session(settings, app_name="shoplake-bench-streaming", shuffle_partitions=cfg.shuffle_partitions)
+    session_seconds = time.perf_counter() - started
+    stages = {r.query: r for r in run_catch_up(spark, cfg, ("bronze", "silver", "warehouse", "gold"))}
+    silver = spark.read.format("delta").load(str(cfg.silver_path)).count()
+    quarantine = spark.read.format("delta").load(str(cfg.quarantine_path)).count()
+    spark.stop()
+    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table))
+        ).fetchone()
+        warehouse = int(row[0]) if row else 0
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(cfg.warehouse_schema)))
+    return {
+        "session_seconds": session_seconds,
+        "stages": {k: {"seconds": v.seconds, "rows": v.input_rows} for k, v in stages.items()},
+        "silver_rows": silver,
+        "quarantine_rows": quarantine,
+        "warehouse_rows": warehouse,
+        "root": str(root),
+    }
+
+
+def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any]) -> str:
+    st = res["stages"]
+    core = st["bronze"]["seconds"] + st["silver"]["seconds"]
+    rate = n / core
+    target = "meets" if rate >= 50_000 else "MISSES"
+    lines = [
+        SECTION,
+        "",
+        f"- Machine: {load}",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Command: `.venv/bin/python bench/bench_streaming.py --n {n}`",
+        "- Spark: `local[*]` (2 cores), 4 shuffle partitions, one availableNow batch per stage; Kafka, the",
+        "  registry and PostgreSQL run on the same 2 cores. Session start-up excluded: "
+        f"{res['session_seconds']:.1f} s.",
+        "",
+        "| stage | events | seconds | events/s |",
+        "| --- | --- | --- | --- |",
+        f"| ceiling: Kafka ConsumerPerformance (Java) | {ceil['messages']:,} | {ceil['wall']:.1f} (wall) | "
+        f"{ceil['per_second']:,.0f} |",
+    ]
+    for name in ("bronze", "silver", "warehouse", "gold"):
+        s = st[name]
+        lines.append(f"| {name} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows'] / max(s['seconds'], 1e-9):,.0f} |")
+    lines += [
+        f"| **Kafka -> bronze -> silver (catch-up)** | {n:,} | {core:.1f} | **{rate:,.0f}** |",
+        "",
+        f"- Target >= 50,000 events/s (Kafka -> bronze -> silver): **{target}** ({rate:,.0f} events/s; "
+        f"{rate / ceil['per_second']:.2f} of the raw consumer ceiling).",
+        f"- Result check: silver {res['silver_rows']:,} rows, quarantine {res['quarantine_rows']:,}, "
+        f"PostgreSQL raw {res['warehouse_rows']:,} (N = {n:,}).",
+        "- The gold row counts are the silver rows the three aggregations consumed (each reads silver once).",
+        "- Freshness at 2,000 events/s (p50/p95/p99) is not measured yet.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace (or append) our section, leaving the other sections untouched."""
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = doc.find(SECTION + "\n")
+    if start == -1:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    else:
+        end = doc.find("\n## ", start + len(SECTION))
+        rest = doc[end + 1 :] if end != -1 else ""
+        doc = doc[:start] + text + ("\n" + rest if rest else "")
+    path.write_text(doc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=1_000_000, help="events to produce and process")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    load = machine()
+    settings, produced = produce(get_settings(), args.n)
+    print("produced", produced, flush=True)
+    ceil = ceiling(settings, args.n)
+    print("ceiling", ceil, flush=True)
+    res = ours(settings, args.n)
+    print("ours", res, flush=True)
+    text = render(args.n, load, ceil, res)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""The streaming queries of the medallion and the two ways to run them.
+
+Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
+
+* ``bronze``    Kafka -> Delta bronze, Delta's own exactly-once streaming sink, partitioned by event date.
+* ``silver``    bronze -> decode + validate -> silver (insert-only MERGE on ``transaction_id``, so a replay or
+                a re-sent record never duplicates) and quarantine (append with ``txnAppId``/``txnVersion``,
+                so a replayed batch is skipped by Delta itself).
+* ``warehouse`` silver -> PostgreSQL ``raw.transactions`` (keyed upsert, see :mod:`.warehouse_sink`).
+
+:func:`run_catch_up` runs them one after another with ``availableNow`` and returns when everything that was
+in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks). :func:`run_continuous`
+runs them side by side with processing-time triggers until stopped (``shoplake stream start``). Both use
+the same query builders, so the two modes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming.listener import StreamingQueryListener
+from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.streaming.readwriter import DataStreamWriter
+
+from shoplake.contracts.schemas import schema_dict
+from shoplake.streaming.config import StreamingConfig
+from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
+from shoplake.streaming.gold import GOLD_TABLES, start_gold
+from shoplake.streaming.transforms import (
+    BRONZE_SCHEMA,
+    bronze_projection,
+    decode_frames,
+    first_per_transaction,
+    quarantine_rows,
+    silver_rows,
+    validate,
+)
+from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
+
+log = logging.getLogger(__name__)
+
+CATCH_UP: Final = "catch-up"
+CONTINUOUS: Final = "continuous"
+PIPELINE: Final = ("bronze", "silver", "warehouse")
+ALL_STAGES: Final = (*PIPELINE, "gold")
+
+
+def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWriter:
+    if mode == CATCH_UP:
+        return writer.trigger(availableNow=True)
+    if mode == CONTINUOUS:
+        return writer.trigger(processingTime=interval)
+    raise ValueError(f"unknown run mode {mode!r}; expected {CATCH_UP} or {CONTINUOUS}")
+
+
+def _checkpoint_id(checkpoint: Path) -> str:
+    """The query id Spark stored in the checkpoint: stable across restarts, new when it is reset.
+
+    Used as Delta ``txnAppId`` so "batch 7" of a reset checkpoint is never mistaken for an old batch 7.
+    """
+    meta = json.loads((checkpoint / "metadata").read_text())
+    return str(meta["id"])
+
+
+# ---- bronze -------------------------------------------------------------------------------------------
+def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    ensure_bronze_table(spark, cfg)
+    kafka = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
+        .option("subscribe", ",".join(cfg.topics))
+        .option("startingOffsets", cfg.starting_offsets)
+        .option("maxOffsetsPerTrigger", str(cfg.max_offsets_per_trigger))
+        .option("failOnDataLoss", str(cfg.fail_on_data_loss).lower())
+        .option("includeHeaders", "true")
+        .load()
+    )
+    writer = (
+        bronze_projection(kafka)
+        .writeStream.format("delta")
+        .queryName("bronze")
+        .outputMode("append")
+        .partitionBy("event_date")
+        .option("checkpointLocation", str(cfg.checkpoint("bronze")))
+    )
+    return _trigger(writer, mode, cfg.triggers["bronze"]).start(str(cfg.bronze_path))
+
+
+# ---- silver + quarantine ------------------------------------------------------------------------------
+@dataclass
+class SilverBatch:
+    """``foreachBatch`` body of the silver query (runs on the driver)."""
+
+    cfg: StreamingConfig
+    reader_schema: dict[str, Any]
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        spark = batch.sparkSession
+        decoder = Decoder(self.reader_schema, RegistrySchemas(self.cfg.schema_registry_url))
+        checked = validate(
+            decode_frames(batch, decoder),
+            max_event_age_days=self.cfg.max_event_age_days,
+            max_clock_skew_minutes=self.cfg.max_clock_skew_minutes,
+        ).persist()
+        try:
+            (
+                quarantine_rows(checked)
+                .write.format("delta")
+                .mode("append")
+                .option("txnAppId", f"quarantine-{_checkpoint_id(self.cfg.checkpoint('silver'))}")
+                .option("txnVersion", batch_id)
+                .save(str(self.cfg.quarantine_path))
+            )
+            updates = first_per_transaction(silver_rows(checked))
+            (
+                DeltaTable.forPath(spark, str(self.cfg.silver_path))
+                .alias("s")
+                .merge(updates.alias("u"), "s.transaction_id = u.transaction_id")
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+        finally:
+            checked.unpersist()
+
+
+def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
+    """Create the empty silver table (MERGE needs a target) with the transform's exact schema."""
+    if DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
+        return
+    empty = spark.createDataFrame([], _silver_schema(spark))
+    empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
+
+
+def _silver_schema(spark: SparkSession) -> Any:
+    """Silver's schema, derived by running the transforms on an empty bronze frame (one source of truth)."""
+    bronze = spark.createDataFrame([], BRONZE_SCHEMA)
+    decoder = Decoder(schema_dict(), StaticSchemas({}))
+    return silver_rows(validate(decode_frames(bronze, decoder))).schema
+
+
+def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
+    """Create the empty bronze table, so the silver query can start before the first Kafka batch lands."""
+    if DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
+        return
+    empty = spark.createDataFrame([], BRONZE_SCHEMA)
+    empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
+
+
+def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    ensure_bronze_table(spark, cfg)
+    ensure_silver_table(spark, cfg)
+    writer = (
+        spark.readStream.format("delta")
+        .load(str(cfg.bronze_path))
+        .writeStream.queryName("silver")
+        .option("checkpointLocation", str(cfg.checkpoint("silver")))
+        .foreachBatch(SilverBatch(cfg, schema_dict()))
+    )
+    return _trigger(writer, mode, cfg.triggers["silver"]).start()
+
+
+# ---- warehouse ----------------------------------------------------------------------------------------
+@dataclass
+class WarehouseBatch:
+    """``foreachBatch`` body of the warehouse query: Arrow batch -> keyed upsert into PostgreSQL."""
+
+    target: WarehouseTable
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        rows = batch.toArrow()
+        changed = upsert(self.target, rows)
+        log.info("warehouse batch %s: %s rows, %s inserted or changed", batch_id, rows.num_rows, changed)
+
+
+def warehouse_target(cfg: StreamingConfig) -> WarehouseTable:
+    return WarehouseTable(cfg.postgres_dsn, cfg.warehouse_schema, cfg.warehouse_table)
+
+
+def start_warehouse(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    ensure_silver_table(spark, cfg)
+    target = warehouse_target(cfg)
+    ensure_table(target)
+    writer = (
+        spark.readStream.format("delta")
+        .load(str(cfg.silver_path))
+        .writeStream.queryName("warehouse")
+        .option("checkpointLocation", str(cfg.checkpoint("warehouse")))
+        .foreachBatch(WarehouseBatch(target))
+    )
+    return _trigger(writer, mode, cfg.triggers["warehouse"]).start()
+
+
+def start_gold_queries(spark: SparkSession, cfg: StreamingConfig, mode: str) -> list[StreamingQuery]:
+    ensure_silver_table(spark, cfg)
+    trigger: dict[str, Any] = {"availableNow": True} if mode == CATCH_UP else {"processingTime": cfg.triggers["gold"]}
+    return [start_gold(spark, cfg, table, trigger) for table in GOLD_TABLES]
+
+
+STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[StreamingQuery]]]] = {
+    "bronze": lambda spark, cfg, mode: [start_bronze(spark, cfg, mode)],
+    "silver": lambda spark, cfg, mode: [start_silver(spark, cfg, mode)],
+    "warehouse": lambda spark, cfg, mode: [start_warehouse(spark, cfg, mode)],
+    "gold": start_gold_queries,
+}
+
+
+# ---- progress metrics ---------------------------------------------------------------------------------
+class ProgressRecorder(StreamingQueryListener):
+    """Appends one JSON line per micro-batch to ``metrics_path`` for monitoring and the streaming DAG."""
+
+    def __init__(self, metrics_path: Path) -> None:
+        self.metrics_path = metrics_path
+        self._lock = threading.Lock()
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
+        return None
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+        return None
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        return None
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        p = event.progress
+        durations = dict(p.durationMs or {})
+        state_rows = sum(int(op.numRowsTotal) for op in (p.stateOperators or []))
+        line = {
+            "query": p.name,
+            "query_id": str(p.id),
+            "run_id": str(p.runId),
+            "batch_id": int(p.batchId),
+            "timestamp": p.timestamp,
+            "input_rows": int(p.numInputRows),
+            "input_rows_per_second": float(p.inputRowsPerSecond or 0.0),
+            "processed_rows_per_second": float(p.processedRowsPerSecond or 0.0),
+            "batch_duration_ms": int(durations.get("triggerExecution", 0)),
+            "add_batch_ms": int(durations.get("addBatch", 0)),
+            "state_rows": state_rows,
+        }
+        with self._lock, self.metrics_path.open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+
+_RECORDERS: dict[tuple[int, Path], ProgressRecorder] = {}
+
+
+def attach_progress_recorder(spark: SparkSession, cfg: StreamingConfig) -> ProgressRecorder:
+    """Register the JSONL recorder for ``cfg.metrics_path`` once per session (idempotent)."""
+    key = (id(spark), cfg.metrics_path)
+    if key not in _RECORDERS:
+        _RECORDERS[key] = ProgressRecorder(cfg.metrics_path)
+        spark.streams.addListener(_RECORDERS[key])
+    return _RECORDERS[key]
+
+
+# ---- run modes ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageResult:
+    query: str
+    seconds: float
+    input_rows: int
+
+
+def run_catch_up(spark: SparkSession, cfg: StreamingConfig, queries: tuple[str, ...] = PIPELINE) -> list[StageResult]:
+    """Process everything available now, stage by stage; raise if a query fails."""
+    attach_progress_recorder(spark, cfg)
+    results = []
+    for name in queries:
+        started = time.monotonic()
+        rows = 0
+        for query in STARTERS[name](spark, cfg, CATCH_UP):
+            query.awaitTermination()
+            error = query.exception()
+            if error is not None:
+                raise RuntimeError(f"streaming query {query.name} failed: {error}")
+            rows += sum(int(p.numInputRows) for p in query.recentProgress)
+        results.append(StageResult(name, time.monotonic() - started, rows))
+    return results
+
+
+def run_continuous(
+    spark: SparkSession,
+    cfg: StreamingConfig,
+    stop: threading.Event,
+    on_started: Callable[[list[StreamingQuery]], None] | None = None,
+    stages: tuple[str, ...] = ALL_STAGES,
+) -> None:
+    """Run every query with processing-time triggers until ``stop`` is set or a query fails (then raise)."""
+    attach_progress_recorder(spark, cfg)
+    queries = [query for name in stages for query in STARTERS[name](spark, cfg, CONTINUOUS)]
+    if on_started is not None:
+        on_started(queries)
+    try:
+        while not stop.is_set():
+            for query in queries:
+                if not query.isActive:
+                    raise RuntimeError(f"streaming query {query.name} stopped: {query.exception()}")
+            stop.wait(1.0)
+    finally:
+        for query in queries:
+            if query.isActive:
+                query.stop()

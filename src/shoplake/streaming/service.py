@@ -1,0 +1,164 @@
+"""Entry points the CLI and the DAGs call: catch-up runs, the continuous runner, and its supervision.
+
+``shoplake stream start`` launches ``shoplake stream run`` (the continuous runner) as a background process
+through the stack's process supervisor: own process group, pidfile ``{home}/run/stream.pid``, log
+``{home}/logs/stream.log``. The runner writes ``{home}/streaming/state.json`` once its queries are running;
+that file, written by the live pid, is the start-up health check. ``stop`` sends SIGTERM (the runner stops
+its queries at a batch boundary) and falls back to SIGKILL, which is also safe: every sink is idempotent
+and each query resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from shoplake.config import Settings, env_for_children
+from shoplake.stack import process
+from shoplake.streaming.config import StreamingConfig, load_streaming_config
+
+PROCESS_NAME: Final = "stream"
+STOP_TIMEOUT: Final = 90.0
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.home / "streaming" / "state.json"
+
+
+def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
+    from shoplake.streaming.jobs import attach_progress_recorder
+    from shoplake.streaming.session import spark_session
+
+    spark = spark_session(settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions)
+    attach_progress_recorder(spark, cfg)
+    return spark
+
+
+def run_once(settings: Settings, cfg: StreamingConfig | None = None) -> list[dict[str, Any]]:
+    """Catch-up: Kafka -> bronze -> silver -> PostgreSQL for everything available now; returns per-stage stats."""
+    from shoplake.streaming.jobs import ALL_STAGES, run_catch_up
+
+    cfg = cfg or load_streaming_config(settings)
+    spark = _session(settings, cfg, "shoplake-stream-catch-up")
+    try:
+        results = run_catch_up(spark, cfg, ALL_STAGES)
+    finally:
+        spark.stop()
+    return [{"query": r.query, "seconds": round(r.seconds, 2), "input_rows": r.input_rows} for r in results]
+
+
+def maintain(settings: Settings, retention_hours: int, vacuum: bool = True) -> list[dict[str, Any]]:
+    """OPTIMIZE + VACUUM every streaming table (see :mod:`.maintenance`)."""
+    from dataclasses import asdict
+
+    from shoplake.streaming.maintenance import maintain as run_maintenance
+
+    cfg = load_streaming_config(settings)
+    spark = _session(settings, cfg, "shoplake-delta-maintenance")
+    try:
+        return [asdict(r) for r in run_maintenance(spark, cfg, retention_hours=retention_hours, vacuum=vacuum)]
+    finally:
+        spark.stop()
+
+
+def run_forever(settings: Settings, cfg: StreamingConfig | None = None) -> None:
+    """Continuous mode in the foreground until SIGTERM/SIGINT; what ``stream start`` runs in the background."""
+    from shoplake.streaming.jobs import run_continuous
+
+    cfg = cfg or load_streaming_config(settings)
+    spark = _session(settings, cfg, "shoplake-stream")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    path = state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def started(queries: list[Any]) -> None:
+        state = {"pid": os.getpid(), "queries": {q.name: str(q.id) for q in queries}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+
+    try:
+        run_continuous(spark, cfg, stop, on_started=started)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _state_pid(settings: Settings) -> int | None:
+    try:
+        return int(json.loads(state_path(settings).read_text())["pid"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def start_background(settings: Settings) -> int:
+    """Start the supervised continuous runner (no-op if running); returns its pid once its queries run."""
+    load_streaming_config(settings)  # a bad config fails here, not in the background log
+    running = process.running_pid(settings.home, PROCESS_NAME)
+    if running is not None:
+        return running
+    state_path(settings).unlink(missing_ok=True)
+    spec = process.ProcessSpec(
+        name=PROCESS_NAME,
+        argv=[sys.executable, "-m", "shoplake.cli", "stream", "run"],
+        env=env_for_children(settings, STREAMING_CONFIG=str(settings.streaming_config)),
+        cwd=settings.project_dir,
+    )
+    holder: dict[str, int] = {}
+
+    def healthy() -> bool:
+        pid = process.running_pid(settings.home, PROCESS_NAME)
+        holder["pid"] = pid or 0
+        return pid is not None and _state_pid(settings) == pid
+
+    return process.start(settings.home, spec, healthy, timeout=settings.service_start_timeout, what="streaming")
+
+
+def stop_background(settings: Settings) -> bool:
+    """Stop the supervised runner (SIGTERM, then SIGKILL after a deadline); True if it was running."""
+    return process.stop(settings.home, PROCESS_NAME, timeout=STOP_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    pid: int | None
+    running: bool
+    last_progress: dict[str, dict[str, Any]]
+    log: Path
+
+
+def last_progress(metrics_path: Path, tail_bytes: int = 256_000) -> dict[str, dict[str, Any]]:
+    """The most recent progress line per query (reads only the end of the JSONL file)."""
+    if not metrics_path.is_file():
+        return {}
+    with metrics_path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - tail_bytes))
+        lines = fh.read().decode(errors="replace").splitlines()
+    latest: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # the first line of the tail may be cut
+        if isinstance(rec, dict) and "query" in rec:
+            latest[str(rec["query"])] = rec
+    return latest
+
+
+def status(settings: Settings) -> StreamStatus:
+    cfg = load_streaming_config(settings)
+    pid = process.running_pid(settings.home, PROCESS_NAME)
+    return StreamStatus(
+        pid=pid,
+        running=pid is not None,
+        last_progress=last_progress(cfg.metrics_path),
+        log=process.log_file(settings.home, PROCESS_NAME),
+    )

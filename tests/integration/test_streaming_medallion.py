@@ -1,0 +1,310 @@
+"""The streaming medallion against the real stack: Kafka + registry -> Spark -> Delta -> PostgreSQL.
+
+Each test produces Confluent-framed Avro to its own topic, runs the real jobs, and checks silver,
+quarantine and ``raw.*`` exactly: counts, field-for-field equality, replays, poison and a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import psycopg
+import pytest
+import requests
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg import sql
+from pyspark.sql import SparkSession
+
+from shoplake.config import Settings, env_for_children
+from shoplake.contracts.schemas import schema_dict, schema_text
+from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.streaming.jobs import run_catch_up
+from shoplake.streaming.session import spark_session
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+BASE_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z; every record is stamped relative to it
+CONTRACT_FIELDS = [f["name"] for f in schema_dict()["fields"]]
+
+
+# ---- fixtures -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spark(stack: Settings) -> Iterator[SparkSession]:
+    yield spark_session(stack, app_name="shoplake-it-streaming", shuffle_partitions=2)
+
+
+@dataclasses.dataclass
+class Lane:
+    """One test's isolated world: topic, Delta folder, checkpoints and warehouse schema."""
+
+    settings: Settings
+    cfg: StreamingConfig
+    topic: str
+    schema_id: int
+    root: Path
+
+
+@pytest.fixture
+def lane(stack: Settings) -> Iterator[Lane]:
+    suffix = uuid.uuid4().hex[:10]
+    topic = f"it-stream-{suffix}"
+    root = stack.delta_base_path / f"it-{suffix}"
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
+    schema_id = register(stack, f"{topic}-value")
+    base = load_streaming_config(stack)
+    cfg = dataclasses.replace(
+        base,
+        topics=(topic,),
+        bronze_path=root / "bronze/transactions",
+        silver_path=root / "silver/transactions",
+        quarantine_path=root / "quarantine/transactions",
+        checkpoint_root=root / "checkpoints",
+        metrics_path=root / "progress.jsonl",
+        warehouse_schema=f"it_{suffix}",
+        max_offsets_per_trigger=100_000,
+        shuffle_partitions=2,
+    )
+    yield Lane(stack, cfg, topic, schema_id, root)
+    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(cfg.warehouse_schema)))
+    admin.delete_topics([topic])
+
+
+def register(settings: Settings, subject: str) -> int:
+    resp = requests.post(
+        f"{settings.schema_registry_url}/subjects/{subject}/versions",
+        json={"schema": schema_text()},
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        timeout=30,
+    )
+    resp.raise_for_status()
+    return int(resp.json()["id"])
+
+
+# ---- producing ------------------------------------------------------------------------------------------
+def make_record(i: int, **overrides: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "transaction_id": f"it-{i:08d}",
+        "event_time": BASE_MS + i * 1_000,
+        "customer_id": f"c-{i % 37}",
+        "merchant_id": f"m-{i % 11}",
+        "merchant_category": ("grocery", "electronics", "travel")[i % 3],
+        "merchant_country": ("US", "DE", "GB")[i % 3],
+        "amount_cents": 100 + (i * 7919) % 50_000,
+        "currency": ("USD", "EUR", "GBP")[i % 3],
+        "payment_method": ("card", "paypal", "apple_pay")[i % 3],
+        "channel": ("web", "mobile_app", "marketplace")[i % 3],
+        "device_id": f"d-{i % 53}",
+        "device_type": ("mobile", "desktop", "tablet")[i % 3],
+        "ip_address": f"10.0.{i % 256}.{(i // 256) % 256}",
+        "ip_country": ("US", "DE", "NG")[i % 3],
+        "status": ("approved", "declined", "pending")[i % 3],
+        "is_fraud": i % 29 == 0,
+        "fraud_pattern": "card_testing" if i % 29 == 0 else None,
+    }
+    return {**rec, **overrides}
+
+
+def frame(schema_id: int, rec: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema_dict()), rec)
+    return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
+
+
+def produce(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes | None, int]]) -> None:
+    """Send ``(key, value, timestamp_ms)`` tuples and wait until every one is acknowledged."""
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True, "linger.ms": 20}
+    )
+    failures: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for key, value, ts in messages:
+        producer.produce(topic, key=key, value=value, timestamp=ts, on_delivery=on_delivery)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert failures == []
+
+
+def produce_records(lane: Lane, records: list[dict[str, Any]]) -> None:
+    produce(
+        lane.settings,
+        lane.topic,
+        [(r["customer_id"].encode(), frame(lane.schema_id, r), r["event_time"]) for r in records],
+    )
+
+
+# ---- reading results ------------------------------------------------------------------------------------
+def silver_records(spark: SparkSession, cfg: StreamingConfig) -> list[dict[str, Any]]:
+    df = spark.read.format("delta").load(str(cfg.silver_path))
+    out = []
+    for row in df.selectExpr(
+        *CONTRACT_FIELDS[:1], "unix_millis(event_time) AS event_time", *CONTRACT_FIELDS[2:]
+    ).collect():
+        out.append(row.asDict())
+    return sorted(out, key=lambda r: r["transaction_id"])
+
+
+def warehouse_records(cfg: StreamingConfig) -> list[dict[str, Any]]:
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in CONTRACT_FIELDS if c != "event_time")
+    query = sql.SQL(
+        "SELECT {}, (extract(epoch FROM event_time) * 1000)::bigint AS event_time FROM {} ORDER BY transaction_id"
+    ).format(cols, sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table))
+    with psycopg.connect(cfg.postgres_dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(query).fetchall()
+    return [{k: (v.strip() if isinstance(v, str) else v) for k, v in r.items()} for r in rows]
+
+
+def warehouse_count(cfg: StreamingConfig) -> int:
+    with psycopg.connect(cfg.postgres_dsn) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{cfg.warehouse_schema}.{cfg.warehouse_table}",)).fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table))
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def forget_last_commit(cfg: StreamingConfig, query: str) -> None:
+    """Delete the query's newest commit marker, as if the process died right after its sinks wrote."""
+    commits = sorted((cfg.checkpoint(query) / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
+    assert commits, f"{query} has no committed batch"
+    commits[-1].unlink()
+    crc = commits[-1].with_name(f".{commits[-1].name}.crc")
+    crc.unlink(missing_ok=True)
+
+
+def delta_count(spark: SparkSession, path: Path) -> int:
+    return spark.read.format("delta").load(str(path)).count()
+
+
+# ---- tests ----------------------------------------------------------------------------------------------
+def test_n_produced_lands_exactly_once_field_for_field(spark: SparkSession, lane: Lane) -> None:
+    records = [make_record(i) for i in range(600)]
+    produce_records(lane, records)
+    run_catch_up(spark, lane.cfg)
+    assert delta_count(spark, lane.cfg.bronze_path) == 600
+    assert delta_count(spark, lane.cfg.quarantine_path) == 0
+    assert silver_records(spark, lane.cfg) == records
+    assert warehouse_records(lane.cfg) == records
+
+    # The same logical run ingested again: bronze keeps every byte, silver and the warehouse stay at N.
+    produce_records(lane, records)
+    run_catch_up(spark, lane.cfg)
+    assert delta_count(spark, lane.cfg.bronze_path) == 1200
+    assert silver_records(spark, lane.cfg) == records
+    assert warehouse_records(lane.cfg) == records
+    progress = [json.loads(line) for line in lane.cfg.metrics_path.read_text().splitlines()]
+    assert {"bronze", "silver", "warehouse"} <= {p["query"] for p in progress}
+
+
+def test_poison_is_quarantined_with_its_reason_and_valid_records_flow(spark: SparkSession, lane: Lane) -> None:
+    good = [make_record(i) for i in range(50)]
+    valid_frame = frame(lane.schema_id, make_record(999))
+    poison: list[tuple[bytes, str]] = [
+        (os.urandom(64).replace(b"\x00", b"\x01"), "not_avro_framed"),
+        (b"\x07" + valid_frame[1:], "not_avro_framed"),
+        (b"\x00" + struct.pack(">I", 987_654) + valid_frame[5:], "unknown_schema_id"),
+        (valid_frame[:30], "truncated_body"),
+        (frame(lane.schema_id, make_record(1001, amount_cents=0)), "invalid_amount"),
+        (frame(lane.schema_id, make_record(1002, amount_cents=-250)), "invalid_amount"),
+        (frame(lane.schema_id, make_record(1003, currency="ZZZ")), "invalid_currency"),
+        (frame(lane.schema_id, make_record(1004, merchant_id="")), "missing_merchant_id"),
+        (frame(lane.schema_id, make_record(1005, channel="fax")), "invalid_channel"),
+    ]
+    messages: list[tuple[bytes | None, bytes | None, int]] = [(None, value, BASE_MS) for value, _ in poison]
+    produce(lane.settings, lane.topic, messages)
+    produce_records(lane, good)
+    run_catch_up(spark, lane.cfg)
+
+    quarantine = spark.read.format("delta").load(str(lane.cfg.quarantine_path)).collect()
+    got = sorted((bytes(r.value), r.reason) for r in quarantine)
+    assert got == sorted(poison)
+    assert all(r.detail for r in quarantine)
+    assert all(r.topic == lane.topic and r.offset is not None for r in quarantine)
+    assert silver_records(spark, lane.cfg) == good
+    assert warehouse_records(lane.cfg) == good
+
+    # A crash after the sinks committed but before the checkpoint did: Spark replays the same batch ids.
+    for query in ("silver", "warehouse"):
+        forget_last_commit(lane.cfg, query)
+    run_catch_up(spark, lane.cfg)
+    assert delta_count(spark, lane.cfg.quarantine_path) == len(poison)
+    assert silver_records(spark, lane.cfg) == good
+    assert warehouse_records(lane.cfg) == good
+
+
+def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane: Lane, tmp_path: Path) -> None:
+    n = 12_000
+    records = [make_record(i) for i in range(n)]
+    produce_records(lane, records)
+    cfg = lane.cfg
+    conf = tmp_path / "streaming.toml"
+    conf.write_text(
+        "\n".join(
+            [
+                "[source]",
+                f'topics = ["{lane.topic}"]',
+                "max_offsets_per_trigger = 400",
+                "[tables]",
+                f'bronze = "{cfg.bronze_path.relative_to(lane.settings.delta_base_path)}"',
+                f'silver = "{cfg.silver_path.relative_to(lane.settings.delta_base_path)}"',
+                f'quarantine = "{cfg.quarantine_path.relative_to(lane.settings.delta_base_path)}"',
+                "[paths]",
+                f'checkpoints = "{cfg.checkpoint_root}"',
+                f'progress_log = "{cfg.metrics_path}"',
+                "[triggers]",
+                'bronze = "1 second"',
+                'silver = "1 second"',
+                'warehouse = "1 second"',
+                "[warehouse]",
+                f'schema = "{cfg.warehouse_schema}"',
+                "[spark]",
+                "shuffle_partitions = 2",
+            ]
+        )
+    )
+    env = env_for_children(lane.settings, STREAMING_CONFIG=str(conf))
+    log = (tmp_path / "stream.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoplake.cli", "stream", "run"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while warehouse_count(cfg) == 0:
+            assert proc.poll() is None, f"runner died: {(tmp_path / 'stream.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no warehouse batch within 300 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    at_kill = warehouse_count(cfg)
+    assert 0 < at_kill < n, f"the kill must land mid-run (warehouse had {at_kill} of {n})"
+
+    run_catch_up(spark, cfg)
+    assert delta_count(spark, cfg.bronze_path) == n
+    assert silver_records(spark, cfg) == records
+    assert warehouse_count(cfg) == n

@@ -1,0 +1,59 @@
+"""The streaming config file: the shipped file is valid, and bad values are all reported before Spark starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shoplake.config import Settings
+from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"DELTA_BASE_PATH": str(tmp_path / "delta"), "SHOPLAKE_HOME": str(tmp_path / "home")})
+
+
+def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Path) -> None:
+    cfg = load_streaming_config(settings)
+    assert cfg.topics == (settings.kafka_topic,)
+    assert cfg.bronze_path == tmp_path / "delta/bronze/transactions"
+    assert cfg.checkpoint("silver") == tmp_path / "home/checkpoints/silver"
+    assert cfg.triggers["bronze"].endswith("second")
+    assert "password" not in repr(cfg)
+
+
+def test_every_bad_value_is_named(settings: Settings) -> None:
+    raw = {
+        "source": {"topics": "not-a-list", "starting_offsets": "middle", "max_offsets_per_trigger": 0},
+        "tables": {"silver": "../escape"},
+        "triggers": {"bronze": "soon"},
+        "warehouse": {"schema": "Raw; DROP"},
+        "spark": {"shuffle_partitions": "four"},
+    }
+    with pytest.raises(StreamingConfigError) as err:
+        resolve(raw, settings)
+    message = str(err.value)
+    for key in (
+        "source.topics",
+        "source.starting_offsets",
+        "source.max_offsets_per_trigger",
+        "tables.silver",
+        "triggers.bronze",
+        "warehouse.schema",
+        "spark.shuffle_partitions",
+    ):
+        assert key in message
+
+
+def test_missing_file_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(StreamingConfigError, match="not found"):
+        load_streaming_config(settings, tmp_path / "nope.toml")
+
+
+def test_unknown_query_has_no_checkpoint(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="unknown query"):
+        load_streaming_config(settings).checkpoint("platinum")

@@ -1,0 +1,88 @@
+"""Gold aggregates on small static DataFrames (the same functions run on the silver stream)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from shoplake.config import get_settings
+from shoplake.streaming.gold import customer_behaviour, flatten_window, fraud_rates, hourly_sales
+from shoplake.streaming.session import spark_session
+
+pytestmark = pytest.mark.unit
+
+H = dt.datetime(2026, 11, 27, 10, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
+
+
+def silver(spark: SparkSession) -> DataFrame:
+    rows = [
+        # event_time, customer, merchant, category, country, currency, amount, fraud, device, ip_country
+        (H.replace(minute=5), "c1", "m1", "grocery", "US", "USD", 1_000, False, "d1", "US"),
+        (H.replace(minute=30), "c1", "m2", "grocery", "US", "USD", 3_000, True, "d2", "NG"),
+        (H.replace(minute=59), "c2", "m1", "grocery", "US", "USD", 500, False, "d3", "US"),
+        (H.replace(hour=11, minute=1), "c1", "m1", "grocery", "US", "USD", 700, False, "d1", "US"),
+    ]
+    return spark.createDataFrame(
+        rows,
+        "event_time timestamp, customer_id string, merchant_id string, merchant_category string, "
+        "merchant_country string, currency string, amount_cents long, is_fraud boolean, device_id string, "
+        "ip_country string",
+    )
+
+
+def test_hourly_sales_per_hour_and_dimension(spark: SparkSession) -> None:
+    out = flatten_window(hourly_sales(silver(spark)))
+    expected = [
+        Row(
+            window_start=H,
+            window_end=H.replace(hour=11),
+            merchant_category="grocery",
+            merchant_country="US",
+            currency="USD",
+            transactions=3,
+            amount_cents=4_500,
+            fraud_transactions=1,
+            fraud_amount_cents=3_000,
+            approx_customers=2,
+        ),
+        Row(
+            window_start=H.replace(hour=11),
+            window_end=H.replace(hour=12),
+            merchant_category="grocery",
+            merchant_country="US",
+            currency="USD",
+            transactions=1,
+            amount_cents=700,
+            fraud_transactions=0,
+            fraud_amount_cents=0,
+            approx_customers=1,
+        ),
+    ]
+    assertDataFrameEqual(out, expected)
+
+
+def test_customer_behaviour_counts_distinct_devices_and_countries(spark: SparkSession) -> None:
+    out = flatten_window(customer_behaviour(silver(spark))).where(
+        "customer_id = 'c1' AND window_start = '2026-11-27 10:00:00'"
+    )
+    row = out.collect()
+    assert len(row) == 1
+    r = row[0]
+    assert (r.transactions, r.amount_cents, r.max_amount_cents) == (2, 4_000, 3_000)
+    assert (r.approx_devices, r.approx_ip_countries, r.approx_merchants, r.fraud_transactions) == (2, 2, 2, 1)
+
+
+def test_fraud_rate_per_day(spark: SparkSession) -> None:
+    out = flatten_window(fraud_rates(silver(spark))).select(
+        "merchant_category", "transactions", "fraud_transactions", "fraud_rate"
+    )
+    assertDataFrameEqual(out, [Row(merchant_category="grocery", transactions=4, fraud_transactions=1, fraud_rate=0.25)])
