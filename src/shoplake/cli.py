@@ -313,6 +313,59 @@ def _add_ingest_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 # ---- end of ingestion block ------------------------------------------------------------------------------
 
 
+# ---- ML block (helper E): shoplake train / score (shoplake.ml) -------------------------------------------------
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train + evaluate out of time + register; then deploy if the gates pass. Exit 0 either way, 1 on error."""
+    from shoplake.ml import deploy, extract, gates, workflow
+
+    try:
+        window = extract.resolve_window(settings, args.start, args.end, default_days=args.days)
+        thresholds = gates.GateThresholds.from_settings(
+            settings, min_precision=args.min_precision, min_recall=args.min_recall, min_f1=args.min_f1
+        )
+        result = workflow.train_and_evaluate(settings, window, seed=args.seed)
+    except (ValueError, extract.ExtractError) as exc:
+        print(f"shoplake: {exc}", file=sys.stderr)
+        return 2
+    decision = deploy.deploy(settings, result.run_id, thresholds) if not args.no_deploy else None
+    print(json.dumps({"training": result.as_dict(), "deployment": decision.as_dict() if decision else None}, indent=2))
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    """Batch-score a silver window with the production model into gold/fraud_scores."""
+    from shoplake.ml import extract, scoring
+
+    try:
+        window = extract.resolve_window(settings, args.start, args.end, default_days=1.0)
+        result = scoring.score_window(settings, window)
+    except (ValueError, extract.ExtractError, scoring.NoProductionModelError) as exc:
+        print(f"shoplake: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
+def _add_ml_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("train", help="train the fraud model out of time, register it, deploy if the gates pass")
+    p.add_argument("--start", help="window start, ISO date/time UTC (default: --days before --end)")
+    p.add_argument("--end", help="window end (exclusive), ISO date/time UTC (default: just after the latest event)")
+    p.add_argument("--days", type=float, default=28.0, help="default window length in days (default 28)")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the forest (default 42)")
+    p.add_argument("--min-precision", type=float, help="override ML_MIN_PRECISION for this deployment")
+    p.add_argument("--min-recall", type=float, help="override ML_MIN_RECALL for this deployment")
+    p.add_argument("--min-f1", type=float, help="override ML_MIN_F1 for this deployment")
+    p.add_argument("--no-deploy", action="store_true", help="register the candidate but do not try to deploy it")
+    p.set_defaults(handler=_cmd_train)
+    p = sub.add_parser("score", help="batch-score silver transactions with models:/fraud-detection-model@production")
+    p.add_argument("--start", help="window start, ISO date/time UTC (default: the last day of data)")
+    p.add_argument("--end", help="window end (exclusive), ISO date/time UTC (default: just after the latest event)")
+    p.set_defaults(handler=_cmd_score)
+
+
+# ---- end of ML block -----------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -324,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_commands(sub)
     _add_warehouse_commands(sub)
     _add_ingest_commands(sub)
+    _add_ml_commands(sub)
 
     return parser
 
