@@ -129,6 +129,35 @@ def load_window(settings: Settings, window: Window, history: timedelta) -> tuple
     return frame, in_window
 
 
+def time_range(settings: Settings) -> tuple[datetime, datetime]:
+    """Earliest and latest ``event_time`` in silver (reads one column), for default CLI/DAG windows."""
+    path = silver_path(settings)
+    try:
+        table = DeltaTable(str(path))
+    except TableNotFoundError as exc:
+        raise ExtractError(f"no Delta table at {path}: run the streaming jobs first") from exc
+    times = table.to_pyarrow_dataset().to_table(columns=["event_time"]).column("event_time")
+    if len(times) == 0:
+        raise ExtractError(f"silver table {path} is empty")
+    bounds = pc.min_max(times)
+    return bounds["min"].as_py().astimezone(UTC), bounds["max"].as_py().astimezone(UTC)
+
+
+def default_window(settings: Settings, days: float) -> Window:
+    """The last ``days`` of silver (ending just after its latest event), clipped to the data's start."""
+    first, last = time_range(settings)
+    end = last + timedelta(milliseconds=1)
+    return Window(max(first, end - timedelta(days=days)), end)
+
+
+def resolve_window(settings: Settings, start: str | None, end: str | None, default_days: float) -> Window:
+    """A window from optional ISO bounds; a missing bound comes from the data (latest ``default_days``)."""
+    if start and end:
+        return Window(parse_utc(start), parse_utc(end))
+    default = default_window(settings, default_days)
+    return Window(parse_utc(start) if start else default.start, parse_utc(end) if end else default.end)
+
+
 def parse_utc(text: str) -> datetime:
     """An ISO-8601 date or timestamp as a UTC datetime (naive input is taken as UTC)."""
     value = datetime.fromisoformat(text)
