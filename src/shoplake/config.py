@@ -88,8 +88,16 @@ class Settings:
     ml_min_precision: float
     ml_min_recall: float
     ml_min_f1: float
+    # MLflow names of the fraud model (tests use their own so they never touch the real registry entry)
+    ml_experiment: str
+    ml_model_name: str
     # Service start-up deadline (seconds) for health checks
     service_start_timeout: float
+    # Airflow alerting and monitoring (defaults keep older constructors of Settings valid)
+    alert_webhook_url: str = ""  # Slack incoming webhook or any JSON webhook; empty = no posts
+    alert_emails: tuple[str, ...] = ()  # recipients of Airflow's failure/retry e-mails; empty = none
+    airflow_parallelism: int = 2  # concurrent task slots of the local scheduler (2 cores)
+    health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
 
     # ---- derived values -------------------------------------------------------------------------------
     @property
@@ -252,10 +260,23 @@ class Settings:
             ml_min_precision=fraction("ML_MIN_PRECISION", "0.80"),
             ml_min_recall=fraction("ML_MIN_RECALL", "0.70"),
             ml_min_f1=fraction("ML_MIN_F1", "0.75"),
+            ml_experiment=get("ML_EXPERIMENT", "fraud-detection"),
+            ml_model_name=get("ML_MODEL_NAME", "fraud-detection-model"),
             service_start_timeout=typed(
                 "SHOPLAKE_SERVICE_TIMEOUT", "180", float, lambda v: v > 0, "must be a positive number of seconds"
             ),
+            alert_webhook_url=_optional_url(get("ALERT_WEBHOOK_URL", ""), "ALERT_WEBHOOK_URL", errors),
+            alert_emails=_emails(get("ALERT_EMAILS", ""), errors),
+            airflow_parallelism=typed(
+                "AIRFLOW_PARALLELISM", "2", int, lambda v: 1 <= v <= 64, "must be an integer 1-64"
+            ),
+            health_max_table_age_hours=typed(
+                "HEALTH_MAX_TABLE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"
+            ),
         )
+        for name, value in (("ML_EXPERIMENT", settings.ml_experiment), ("ML_MODEL_NAME", settings.ml_model_name)):
+            if not value or not all(c.isalnum() or c in "-_." for c in value):
+                errors.append(f"{name}={value!r}: letters, digits, '-', '_' and '.' only")
         for name, value in (
             ("POSTGRES_DB", settings.postgres_db),
             ("AIRFLOW_DB", settings.airflow_db),
@@ -281,6 +302,27 @@ _TOPIC_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 
 def _is_identifier(value: str) -> bool:
     return bool(value) and value[0].isalpha() and all(c.isalnum() or c == "_" for c in value) and len(value) < 64
+
+
+def _optional_url(raw: str, name: str, errors: list[str]) -> str:
+    """An http(s) URL or '' (feature off)."""
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.append(f"{name}={raw!r}: must be empty or an http(s) URL")
+        return ""
+    return raw
+
+
+def _emails(raw: str, errors: list[str]) -> tuple[str, ...]:
+    """Comma-separated e-mail addresses (``ALERT_EMAILS``); each must look like local@domain."""
+    out = tuple(a.strip() for a in raw.split(",") if a.strip())
+    bad = [a for a in out if a.count("@") != 1 or not all(a.split("@")) or " " in a]
+    if bad:
+        errors.append(f"ALERT_EMAILS={raw!r}: not e-mail addresses: {', '.join(bad)}")
+        return ()
+    return out
 
 
 def _port_of(server: str, default: int) -> int:

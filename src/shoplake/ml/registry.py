@@ -19,8 +19,6 @@ from mlflow.exceptions import MlflowException
 from shoplake.config import Settings
 from shoplake.ml.features import FeatureConfig
 
-EXPERIMENT: Final = "fraud-detection"
-MODEL_NAME: Final = "fraud-detection-model"
 PRODUCTION_ALIAS: Final = "production"
 THRESHOLD_TAG: Final = "decision_threshold"
 
@@ -30,18 +28,18 @@ def client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 
 
-def production_version(mlflow_client: MlflowClient) -> ModelVersion | None:
+def production_version(mlflow_client: MlflowClient, model_name: str) -> ModelVersion | None:
     """The version behind ``@production``, or None when the model or the alias does not exist yet."""
     try:
-        return mlflow_client.get_model_version_by_alias(MODEL_NAME, PRODUCTION_ALIAS)
+        return mlflow_client.get_model_version_by_alias(model_name, PRODUCTION_ALIAS)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
 
 
-def model_uri(version: str) -> str:
-    return f"models:/{MODEL_NAME}/{version}"
+def model_uri(model_name: str, version: str) -> str:
+    return f"models:/{model_name}/{version}"
 
 
 def load_model(settings: Settings, version: str) -> Any:
@@ -49,7 +47,7 @@ def load_model(settings: Settings, version: str) -> Any:
     import mlflow.sklearn
 
     mlflow_set_uris(settings)
-    return mlflow.sklearn.load_model(model_uri(version))
+    return mlflow.sklearn.load_model(model_uri(settings.ml_model_name, version))
 
 
 def mlflow_set_uris(settings: Settings) -> None:
@@ -73,9 +71,9 @@ class VersionSpec:
 def version_spec(mlflow_client: MlflowClient, version: ModelVersion) -> VersionSpec:
     """Threshold (version tag) and feature horizons (run params) of a registered version."""
     if THRESHOLD_TAG not in version.tags:
-        raise ValueError(f"{MODEL_NAME} version {version.version} has no {THRESHOLD_TAG!r} tag")
+        raise ValueError(f"{version.name} version {version.version} has no {THRESHOLD_TAG!r} tag")
     if not version.run_id:
-        raise ValueError(f"{MODEL_NAME} version {version.version} has no source run")
+        raise ValueError(f"{version.name} version {version.version} has no source run")
     params = mlflow_client.get_run(version.run_id).data.params
     return VersionSpec(
         version=str(version.version),

@@ -88,10 +88,10 @@ def score_frame(model: Any, spec: registry.VersionSpec, frame: pd.DataFrame, tar
 def production_spec(settings: Settings) -> tuple[Any, registry.VersionSpec]:
     """The production model and its spec, resolved once (alias -> version number -> that version)."""
     client = registry.client(settings)
-    version = registry.production_version(client)
+    version = registry.production_version(client, settings.ml_model_name)
     if version is None:
         raise NoProductionModelError(
-            f"no version of {registry.MODEL_NAME} has the alias @{registry.PRODUCTION_ALIAS}; "
+            f"no version of {settings.ml_model_name} has the alias @{registry.PRODUCTION_ALIAS}; "
             "run `shoplake train` (it deploys when the gates pass)"
         )
     spec = registry.version_spec(client, version)

@@ -82,7 +82,7 @@ def train_and_evaluate(
     result = _evaluate(model, features, labels, part, rows["fraud_pattern"])
 
     client = registry.client(settings)
-    current = registry.production_version(client)
+    current = registry.production_version(client, settings.ml_model_name)
     production_metrics: dict[str, float] = {}
     problem = None
     if current is not None:
