@@ -20,6 +20,27 @@ Why it looks like this:
 
 Determinism: the same (seed, run_key, start, span, num_transactions, config) yields identical batches,
 including transaction ids ``tx-<16 hex of run_key>-<12-digit sequence>``.
+
+What reveals each pattern (point in time, per customer unless noted) - and the legit look-alikes:
+
+====================  ============================================  ==========================================
+pattern               signal                                        legit noise
+====================  ============================================  ==========================================
+card_testing          4-15 tiny charges within minutes, one unseen  in-app purchase sessions (1-4 follow-ups)
+                      device, digital-goods merchants, many declines
+account_takeover      unseen device + unseen (often fraud-source)   new phones, holidays, big purchases
+                      country + 4-14x the usual amount, resellables
+stolen_card           3-10 charges over hours, unseen device,       big purchases, sessions
+                      2-8x the usual amount, mostly domestic
+merchant_compromise   a merchant's recent fraud rate (with label    first days of a window are invisible
+                      delay), 2-7x amount, often an unseen device
+geo_velocity          home purchase, then minutes later another     holidays (but not minutes after a home
+                      continent; half the time the cloned device    purchase)
+====================  ============================================  ==========================================
+
+Device/country novelty works best as *prior uses* (how often this customer used this device / IP
+country before), not as a first-use flag: the second charge of a burst reuses the attacker's device.
+A RandomForest on such features reaches P ~0.9 / R ~0.9 out of time on the default world (1M rows).
 """
 
 from __future__ import annotations
