@@ -2,20 +2,21 @@
 
     Two different clocks, because they answer two different questions:
 
-    * Rows arriving from raw (fct_transactions): raw.loaded_at is stamped by the loader when its
-      transaction starts, so a loader transaction that commits after our previous run can carry an
-      older loaded_at than rows we already processed. We therefore re-read a lookback window
-      (var incremental_lookback_minutes) before the newest loaded_at we hold, and keep only rows that
-      are new or changed there (anti-join on id + loaded_at): late commits are caught, and the window
-      costs an index probe per row instead of rewriting rows we already hold.
+    * Rows arriving from raw (fct_transactions): raw.loaded_at is stamped by the sink when its
+      transaction starts, so a sink transaction that commits after our previous read can carry an older
+      loaded_at than rows we already processed. Each fct row records raw_read_at, the database time at
+      which the run that wrote it read raw; the next run re-reads rows loaded since that time minus a
+      lookback (var incremental_lookback_minutes, longer than any sink transaction) and keeps only those
+      that are new or changed (anti-join on id + loaded_at): late commits are caught, and rows already
+      held are probed, never rewritten.
 
     * Rows arriving from fct_transactions (every other mart): each fct row carries built_at, the
       start time of the dbt invocation that wrote it. dbt invocations that build marts run one after
       another, so a strict "built_at > newest built_at I hold" never misses a row and never re-reads one. -#}
 
-{% macro new_or_changed_since_last_run(relation_alias, key, loaded_at='loaded_at') -%}
+{% macro new_or_changed_since_last_run(relation_alias, key, loaded_at='loaded_at', read_at='raw_read_at') -%}
     {{ relation_alias }}.{{ loaded_at }} >= (
-        select coalesce(max({{ loaded_at }}), '-infinity'::timestamptz)
+        select coalesce(max({{ read_at }}), '-infinity'::timestamptz)
                - interval '{{ var("incremental_lookback_minutes") | int }} minutes'
         from {{ this }}
     )

@@ -11,7 +11,10 @@
 }}
 
 with transactions as (
-    select * from {{ ref('fct_transactions') }}
+    select
+        customer_id, merchant_id, device_id, ip_country_code, transaction_date, transacted_at,
+        payment_status, is_approved, is_fraud, amount_reporting, built_at
+    from {{ ref('fct_transactions') }}
     {% if is_incremental() %}
     where customer_id in (
         select customer_id from {{ ref('fct_transactions') }}

@@ -22,39 +22,49 @@ with transactions as (
     {% endif %}
 ),
 
-{#- Modes via hash aggregates of (customer, value) counts: far cheaper on 1M rows than mode() within
-    group, which sorts every customer's rows once per attribute. -#}
-country_counts as (
-    select customer_id, ip_country_code, count(*) as n
+{#- One hash aggregate over the customers' history, (customer, IP country, channel) -> count and times;
+    the modes and the activity span are then read from that small table instead of sorting every
+    customer's rows once per attribute. -#}
+combinations as (
+    select
+        customer_id,
+        ip_country_code,
+        channel,
+        count(*)           as n,
+        min(transacted_at) as first_transaction_at,
+        max(transacted_at) as last_transaction_at,
+        max(built_at)      as last_built_at
     from transactions
-    group by customer_id, ip_country_code
+    group by customer_id, ip_country_code, channel
 ),
 
 home_country as (
     select distinct on (customer_id) customer_id, ip_country_code as home_country_code
-    from country_counts
+    from (
+        select customer_id, ip_country_code, sum(n) as n
+        from combinations
+        group by customer_id, ip_country_code
+    ) as by_country
     order by customer_id, n desc, ip_country_code
-),
-
-channel_counts as (
-    select customer_id, channel, count(*) as n
-    from transactions
-    group by customer_id, channel
 ),
 
 preferred_channel as (
     select distinct on (customer_id) customer_id, channel as preferred_channel
-    from channel_counts
+    from (
+        select customer_id, channel, sum(n) as n
+        from combinations
+        group by customer_id, channel
+    ) as by_channel
     order by customer_id, n desc, channel
 ),
 
 activity as (
     select
         customer_id,
-        min(transacted_at) as first_transaction_at,
-        max(transacted_at) as last_transaction_at,
-        max(built_at)      as last_built_at
-    from transactions
+        min(first_transaction_at) as first_transaction_at,
+        max(last_transaction_at)  as last_transaction_at,
+        max(last_built_at)        as last_built_at
+    from combinations
     group by customer_id
 ),
 

@@ -1,5 +1,10 @@
 {#- One row per merchant: the attributes it trades under (category, country, region, risk) and its activity
-    span. Incremental: merchants with newly loaded transactions are recomputed from their full history. -#}
+    span. A merchant trades under one category and country; should a code ever change, the attributes of
+    its earliest transaction win, so the dimension stays stable.
+
+    Incremental by merging: every column is a min/max or "from the earliest transaction", so the new fct
+    rows alone, combined with the row already held, give the same result as a rebuild from history - a
+    10k-row top-up costs 10k rows, not the history of every merchant it touches. -#}
 {{
     config(
         materialized='incremental',
@@ -13,16 +18,11 @@
 with transactions as (
     select * from {{ ref('fct_transactions') }}
     {% if is_incremental() %}
-    where merchant_id in (
-        select merchant_id from {{ ref('fct_transactions') }}
-        where {{ built_since_last_run() }}
-    )
+    where {{ built_since_last_run() }}
     {% endif %}
 ),
 
-{#- A merchant trades under one category and country; should a code ever change, the attributes of its
-    earliest transaction win, so the dimension stays stable. Hash-aggregating per (merchant, attributes)
-    first keeps this a 1M -> few-thousand-row aggregation instead of a full sort. -#}
+{#- Hash-aggregate per (merchant, attributes) first: 1M rows -> a few thousand, no full sort. -#}
 by_attributes as (
     select
         merchant_id,
@@ -39,6 +39,24 @@ by_attributes as (
     group by
         merchant_id, merchant_category, category_group, is_high_risk_category,
         merchant_country_code, merchant_region, merchant_country_risk_tier
+
+    {% if is_incremental() %}
+    union all
+
+    select
+        merchant_id,
+        merchant_category,
+        category_group,
+        is_high_risk_category,
+        merchant_country_code,
+        merchant_region,
+        merchant_country_risk_tier,
+        first_transaction_at,
+        last_transaction_at,
+        last_built_at
+    from {{ this }}
+    where merchant_id in (select merchant_id from transactions)
+    {% endif %}
 ),
 
 attributes as (

@@ -72,6 +72,7 @@ select
     transactions.is_fraud,
     transactions.fraud_pattern,
     transactions.loaded_at,
+    now()                                                           as raw_read_at,
     {{ invocation_started_at() }}                                   as built_at
 from transactions
 left join categories
