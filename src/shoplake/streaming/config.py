@@ -50,6 +50,7 @@ class StreamingConfig:
     warehouse_table: str
     postgres_dsn: str = field(repr=False)  # holds the password
     shuffle_partitions: int
+    continuous_stages: tuple[str, ...] = QUERIES
 
     def checkpoint(self, query: str) -> Path:
         """One checkpoint folder per query, so queries can be reset or moved independently."""
@@ -68,6 +69,22 @@ def load_streaming_config(settings: Settings, path: Path | None = None) -> Strea
     except tomllib.TOMLDecodeError as exc:
         raise StreamingConfigError(f"{file} is not valid TOML: {exc}") from exc
     return resolve(raw, settings, source=str(file))
+
+
+def _topics(src: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
+    topics = src.get("topics", [])
+    if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
+        errors.append(f"source.topics={topics!r}: must be a list of topic names")
+        return ()
+    return tuple(topics)
+
+
+def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
+    stages = pipeline.get("continuous", list(QUERIES))
+    if not isinstance(stages, list) or not stages or any(q not in QUERIES for q in stages):
+        errors.append(f"pipeline.continuous={stages!r}: must be a non-empty list drawn from {list(QUERIES)}")
+        return QUERIES
+    return tuple(q for q in QUERIES if q in stages)
 
 
 def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") -> StreamingConfig:
@@ -91,14 +108,11 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
             return default
         return value
 
-    src, tables, trig, silver, wh, spark, paths = (
-        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths")
+    src, tables, trig, silver, wh, spark, paths, pipeline = (
+        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths", "pipeline")
     )
-    topics_raw = src.get("topics", [])
-    if not isinstance(topics_raw, list) or not all(isinstance(t, str) and t for t in topics_raw):
-        errors.append(f"source.topics={topics_raw!r}: must be a list of topic names")
-        topics_raw = []
-    topics = tuple(topics_raw) or (settings.kafka_topic,)
+    stages = _stages(pipeline, errors)
+    topics = _topics(src, errors) or (settings.kafka_topic,)
     starting = typed(src, "source", "starting_offsets", str, "earliest")
     if starting not in ("earliest", "latest"):
         errors.append(f"source.starting_offsets={starting!r}: must be earliest or latest")
@@ -157,6 +171,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         warehouse_table=table_name,
         postgres_dsn=settings.postgres_dsn(),
         shuffle_partitions=partitions,
+        continuous_stages=stages,
     )
     if errors:
         raise StreamingConfigError(f"invalid streaming config {source}:\n  " + "\n  ".join(errors))

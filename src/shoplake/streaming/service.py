@@ -86,7 +86,7 @@ def run_forever(settings: Settings, cfg: StreamingConfig | None = None) -> None:
         tmp.replace(path)
 
     try:
-        run_continuous(spark, cfg, stop, on_started=started)
+        run_continuous(spark, cfg, stop, on_started=started, stages=cfg.continuous_stages)
     finally:
         path.unlink(missing_ok=True)
 
