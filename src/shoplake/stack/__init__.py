@@ -8,7 +8,8 @@ Public API (used by the CLI, the test fixtures and the benchmarks)::
     status(settings)              one ServiceStatus per registered service
     log_path(settings, service)   the service's log file
 
-Further services (Airflow) join through :func:`shoplake.stack.service.register`.
+Airflow (:mod:`shoplake.stack.airflow`) is registered but started only on request (``up(settings, ["airflow"])``);
+further services join through :func:`shoplake.stack.service.register`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections.abc import Sequence
 from typing import Final
 
 from shoplake.config import Settings
+from shoplake.stack import airflow as airflow_service
 from shoplake.stack import control, kafka, mlflow_server, postgres, registry, service
 from shoplake.stack.control import ServiceStatus, log_path, status
 from shoplake.stack.process import PortInUseError, ServiceError
 
-for _svc in (postgres.SERVICE, kafka.SERVICE, registry.SERVICE, mlflow_server.SERVICE):
+# Airflow is registered (``shoplake up airflow``, ``down``, ``status``) but not a core service: it is heavy.
+for _svc in (postgres.SERVICE, kafka.SERVICE, registry.SERVICE, mlflow_server.SERVICE, airflow_service.SERVICE):
     if _svc.name not in service.registered():
         service.register(_svc)
 

@@ -1,0 +1,79 @@
+"""data_ingestion_pipeline: generate e-commerce transactions and deliver them to Kafka (Avro + registry)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+
+from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.params import NUM_TRANSACTIONS_VARIABLE, ingestion_params
+from shoplake.config import get_settings
+
+DAG_ID = "data_ingestion_pipeline"
+settings = get_settings()
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["shoplake", "ingestion", "kafka"],
+    default_args=default_args(settings),
+    params=ingestion_params(settings),
+    deadline=deadline(DAG_ID, timedelta(minutes=30)),
+    doc_md="""
+### Ingest e-commerce transactions into Kafka
+Checks Kafka and the schema registry, generates `num_transactions` transactions (run conf, else Variable
+`data_platform_num_transactions`, else 1000) and produces them as Confluent-framed Avro to
+`ecommerce.transactions`, then verifies the topic's end offsets grew by exactly the delivered count.
+Invalid conf (e.g. `{"num_transactions": -5}`) is refused when the run is created. Retries regenerate the
+same transactions (run key = DAG run id), which the streaming layer deduplicates.
+""",
+)
+def data_ingestion_pipeline() -> None:
+    @task
+    def check_kafka_health() -> dict[str, Any]:
+        from shoplake.airflow.ingestion_tasks import check_kafka_health as check
+
+        return check(settings)
+
+    @task
+    def check_schema_registry() -> dict[str, Any]:
+        from shoplake.airflow.ingestion_tasks import check_schema_registry as check
+
+        return check(settings)
+
+    @task
+    def seed_transactions() -> dict[str, Any]:
+        from airflow.sdk import Variable
+
+        from shoplake.airflow.ingestion_tasks import run_start
+        from shoplake.airflow.ingestion_tasks import seed_transactions as seed
+
+        ctx = get_current_context()
+        params, dag_run = ctx["params"], ctx["dag_run"]
+        return seed(
+            settings,
+            num_transactions=params.get("num_transactions"),
+            variable_value=Variable.get(NUM_TRANSACTIONS_VARIABLE, default=None),
+            seed=int(params.get("seed", 42)),
+            start=run_start(params.get("start"), dag_run.run_after),
+            run_key=f"airflow/{DAG_ID}/{dag_run.run_id}",
+        )
+
+    @task
+    def verify_kafka_topic(seeded: dict[str, Any]) -> dict[str, Any]:
+        from shoplake.airflow.ingestion_tasks import verify_kafka_topic as verify
+
+        return verify(settings, seeded)
+
+    seeded = seed_transactions()
+    check_kafka_health() >> check_schema_registry() >> seeded
+    verify_kafka_topic(seeded)
+
+
+data_ingestion_pipeline()

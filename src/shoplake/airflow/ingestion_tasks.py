@@ -1,0 +1,58 @@
+"""Task bodies of ``data_ingestion_pipeline``: health checks, one idempotent ingestion run, verification.
+
+The run key is derived from the DAG run id, so a retried ``seed_transactions`` regenerates the very same
+transactions (same ids) and the downstream dedup on ``transaction_id`` absorbs the repeat. Producing and
+verifying are separate tasks: the offsets captured before producing travel through XCom, and verification
+checks that every partition's end offset grew by exactly what was delivered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shoplake.airflow.params import resolve_num_transactions
+from shoplake.config import Settings
+
+
+def check_kafka_health(settings: Settings) -> dict[str, Any]:
+    from shoplake.ingestion.topics import check_kafka
+
+    return check_kafka(settings)
+
+
+def check_schema_registry(settings: Settings) -> dict[str, Any]:
+    from shoplake.contracts.registry import check_schema_registry as check
+
+    subjects = check(settings)
+    return {"url": settings.schema_registry_url, "subjects": subjects}
+
+
+def run_start(conf_start: str | None, run_after: datetime) -> str:
+    """The generated events' start instant: the conf's, else the run's due time truncated to the hour."""
+    if conf_start:
+        return conf_start
+    return run_after.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def seed_transactions(
+    settings: Settings,
+    *,
+    num_transactions: Any,
+    variable_value: str | None,
+    seed: int,
+    start: str,
+    run_key: str,
+) -> dict[str, Any]:
+    """Produce the run's transactions (verification is the next task); returns the JSON-able result."""
+    from shoplake.ingestion.run import ingest
+
+    n = resolve_num_transactions(settings, num_transactions, variable_value)
+    return ingest(settings, n, seed, start, run_key, verify=False).to_dict()
+
+
+def verify_kafka_topic(settings: Settings, seeded: dict[str, Any]) -> dict[str, Any]:
+    from shoplake.ingestion.verify import verify_kafka_topic as verify
+
+    result = verify(settings, seeded["offsets_before"], seeded["delivered_per_partition"], topic=seeded["topic"])
+    return result.to_dict()

@@ -1,0 +1,70 @@
+"""DAG Params: validated when a run is created, so a bad ``conf`` is refused before any task runs.
+
+``num_transactions`` may be omitted (null): the task then takes the Variable ``data_platform_num_transactions``
+and, failing that, :data:`DEFAULT_NUM_TRANSACTIONS`. Params cannot read Variables themselves without a
+metadata-DB query at every DAG parse, hence the two steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from airflow.sdk import Param
+
+from shoplake.config import Settings
+
+DEFAULT_NUM_TRANSACTIONS: Final = 1_000
+NUM_TRANSACTIONS_VARIABLE: Final = "data_platform_num_transactions"
+SEED_DEFAULT: Final = 42
+
+
+def ingestion_params(settings: Settings) -> dict[str, Param]:
+    return {
+        "num_transactions": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=settings.ingest_max_transactions,
+            description=(
+                f"Transactions to generate (1..{settings.ingest_max_transactions}); empty = Variable "
+                f"{NUM_TRANSACTIONS_VARIABLE}, else {DEFAULT_NUM_TRANSACTIONS}"
+            ),
+        ),
+        "seed": Param(SEED_DEFAULT, type="integer", minimum=0, description="generator seed (same seed = same data)"),
+        "start": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
+            description="event-time start, ISO-8601 with zone (empty = the run's due hour)",
+        ),
+    }
+
+
+def resolve_num_transactions(settings: Settings, from_conf: Any, from_variable: str | None) -> int:
+    """Run conf, else the Variable, else the default; the Variable is validated like the conf."""
+    if from_conf is not None:
+        return int(from_conf)
+    if from_variable is None or not from_variable.strip():
+        return DEFAULT_NUM_TRANSACTIONS
+    try:
+        value = int(from_variable.strip())
+    except ValueError:
+        raise ValueError(f"Variable {NUM_TRANSACTIONS_VARIABLE}={from_variable!r} is not an integer") from None
+    if not 1 <= value <= settings.ingest_max_transactions:
+        raise ValueError(
+            f"Variable {NUM_TRANSACTIONS_VARIABLE}={value} is outside 1..{settings.ingest_max_transactions}"
+        )
+    return value
+
+
+def gate_override(name: str, raw: str | None) -> float | None:
+    """An ``ml_min_*`` Variable as a fraction, None when unset; a bad value is an error, not a silent default."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"Variable {name}={raw!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"Variable {name}={value} must be between 0 and 1")
+    return value

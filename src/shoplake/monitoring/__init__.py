@@ -1,0 +1,1 @@
+"""Health of the streaming lakehouse: Delta table checks, streaming progress metrics, the JSON health report."""
