@@ -94,13 +94,19 @@ class _Piece:
 
 
 def zigzag_varints(values: I64) -> tuple[U8, I64]:
-    """Avro ``long`` encoding of each value: zig-zag, then 7-bit little-endian groups (1-10 bytes)."""
+    """Avro ``long`` encoding of each value: zig-zag, then 7-bit little-endian groups (1-10 bytes).
+
+    The matrix is only as wide as the longest encoding in ``values`` (timestamps need 6 bytes, amounts
+    2-4), which keeps the padded row that :func:`encode_batch` compacts small.
+    """
     v = np.asarray(values, dtype=np.int64)
     zz = ((v << np.int64(1)) ^ (v >> np.int64(63))).view(np.uint64)
-    shifts = (7 * np.arange(10, dtype=np.uint64))[None, :]
+    top = int(zz.max()) if len(zz) else 0
+    width = max(1, -(-top.bit_length() // 7))
+    shifts = (7 * np.arange(width, dtype=np.uint64))[None, :]
     groups = (zz[:, None] >> shifts) & np.uint64(0x7F)
     lens = 1 + ((zz[:, None] >> shifts[:, 1:]) != 0).sum(axis=1)
-    more = np.arange(10)[None, :] < (lens - 1)[:, None]
+    more = np.arange(width)[None, :] < (lens - 1)[:, None]
     return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8), lens.astype(np.int64)
 
 
@@ -137,6 +143,8 @@ _TABLES: Final = {
 def _lookup(table: str, codes: npt.NDArray[np.int8]) -> _Piece:
     mat, lens = _TABLES[table]
     idx = codes.astype(np.intp)
+    if (lens == mat.shape[1]).all():  # e.g. country and currency codes: constant length, no mask needed
+        return _Piece(mat[idx])
     return _Piece(mat[idx], lens[idx])
 
 
@@ -235,14 +243,16 @@ def encode_batch(batch: TransactionBatch, schema_id: int) -> EncodedBatch:
     np.cumsum(row_len, out=offsets[1:])
     # Lay every piece side by side at full width, mark the bytes each row really uses, and let one
     # row-major boolean selection concatenate them: that is exactly the rows' Avro bytes, back to back.
-    padded = np.concatenate([p.mat for p in pieces], axis=1)
-    used = np.concatenate(
-        [
-            np.ones(p.mat.shape, dtype=bool) if p.lens is None else np.arange(p.mat.shape[1])[None, :] < p.lens[:, None]
-            for p in pieces
-        ],
-        axis=1,
-    )
+    width = sum(p.mat.shape[1] for p in pieces)
+    padded = np.empty((n, width), dtype=np.uint8)
+    used = np.ones((n, width), dtype=bool)
+    col = 0
+    for p in pieces:
+        w = p.mat.shape[1]
+        padded[:, col : col + w] = p.mat
+        if p.lens is not None:
+            np.less(np.arange(w)[None, :], p.lens[:, None], out=used[:, col : col + w])
+        col += w
     out = padded[used]
     # The key (customer id text) follows its one-byte length prefix in the third piece.
     key_starts = offsets[:-1] + first.shape[1] + pieces[1].lengths(n) + 1

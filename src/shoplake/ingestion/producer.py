@@ -79,16 +79,16 @@ class ProduceResult:
 class _Tally:
     """Delivery-report counter; the callback is on the hot path, so it does as little as possible.
 
-    Per partition, reports arrive in offset order (idempotent producer), so the last report's offset is
-    the partition's highest and the first is its lowest.
+    Per partition, reports arrive in offset order (idempotent producer), so the first report's offset is
+    the partition's lowest and the last one's the highest. Counters are lists indexed by partition.
     """
 
     MAX_ERRORS: Final = 20
 
-    def __init__(self) -> None:
-        self.count: dict[int, int] = {}
-        self.first: dict[int, int] = {}
-        self.last: dict[int, int] = {}
+    def __init__(self, partitions: int) -> None:
+        self.count = [0] * partitions
+        self.first = [-1] * partitions
+        self.last = [-1] * partitions
         self.failed = 0
         self.errors: list[str] = []
 
@@ -96,8 +96,12 @@ class _Tally:
         if err is None:
             p = msg.partition() or 0
             offset = msg.offset() or 0
-            n = self.count.get(p, 0)
-            if n == 0:
+            try:
+                n = self.count[p]
+            except IndexError:  # more partitions than expected: grow (rare, off the hot path)
+                self._grow(p + 1)
+                n = 0
+            if not n:
                 self.first[p] = offset
             self.count[p] = n + 1
             self.last[p] = offset
@@ -106,11 +110,17 @@ class _Tally:
             if len(self.errors) < self.MAX_ERRORS:
                 self.errors.append(f"partition {msg.partition()}: {err.str()}")
 
+    def _grow(self, size: int) -> None:
+        extra = size - len(self.count)
+        self.count += [0] * extra
+        self.first += [-1] * extra
+        self.last += [-1] * extra
+
     def delivered(self) -> int:
-        return sum(self.count.values())
+        return sum(self.count)
 
     def partitions(self) -> dict[int, PartitionDelivery]:
-        return {p: PartitionDelivery(n, self.first[p], self.last[p]) for p, n in sorted(self.count.items())}
+        return {p: PartitionDelivery(n, self.first[p], self.last[p]) for p, n in enumerate(self.count) if n}
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -130,7 +140,7 @@ def produce_encoded(
     Raises :class:`DeliveryError` if any message failed or is still unacknowledged after ``flush_timeout``.
     """
     topic = topic or settings.kafka_topic
-    tally = _Tally()
+    tally = _Tally(settings.kafka_topic_partitions)
     producer = Producer(producer_config(settings, on_delivery=tally, **overrides))
     produce, poll = producer.produce, producer.poll
     sent = 0
