@@ -37,13 +37,26 @@ def settings(tmp_path: Path) -> Settings:
 # ---- pidfiles and /proc -------------------------------------------------------------------------------
 def test_pidfile_round_trip_and_garbage(tmp_path: Path) -> None:
     path = process.pidfile_path(tmp_path, "svc")
-    assert process.read_pidfile(path) is None
-    process.write_pidfile(path, 4242)
     assert path == tmp_path / "run" / "svc.pid"
-    assert process.read_pidfile(path) == 4242
-    for garbage in ("", "abc", "-5", "0", "12 13"):
+    assert process.read_pidfile(path) is None
+    process.write_pidfile(path, os.getpid())
+    assert process.read_pidfile(path) == os.getpid()
+    for garbage in ("", "abc", "-5 1", "0 1", "12 13 14", "x 13"):
         path.write_text(garbage)
         assert process.read_pidfile(path) is None, garbage
+    path.write_text("4242\n")  # the older pid-only format is still understood
+    assert process.read_pidfile(path) == 4242
+
+
+def test_a_recycled_pid_is_not_ours(tmp_path: Path) -> None:
+    """Same pid, different start time (e.g. after a reboot): never treat, or signal, it as our daemon."""
+    path = process.pidfile_path(tmp_path, "svc")
+    process.write_pidfile(path, os.getpid())
+    pid, started = path.read_text().split()
+    path.write_text(f"{pid} {int(started) + 1}\n")
+    assert process.read_pidfile(path) is None
+    assert process.running_pid(tmp_path, "svc") is None
+    assert process.stop(tmp_path, "svc", timeout=1) is False  # and we are still alive to assert it
 
 
 def test_running_pid_removes_a_stale_pidfile(tmp_path: Path) -> None:
@@ -51,7 +64,8 @@ def test_running_pid_removes_a_stale_pidfile(tmp_path: Path) -> None:
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     dead_pid = int(done.stdout)
-    process.write_pidfile(process.pidfile_path(tmp_path, "gone"), dead_pid)
+    process.pidfile_path(tmp_path, "gone").parent.mkdir(parents=True)
+    process.pidfile_path(tmp_path, "gone").write_text(f"{dead_pid} 12345\n")
     assert process.running_pid(tmp_path, "gone") is None
     assert not process.pidfile_path(tmp_path, "gone").exists()
     process.write_pidfile(process.pidfile_path(tmp_path, "me"), os.getpid())
@@ -59,9 +73,9 @@ def test_running_pid_removes_a_stale_pidfile(tmp_path: Path) -> None:
 
 
 def test_parse_proc_stat_handles_parentheses_and_spaces_in_the_name() -> None:
-    line = "1234 (my (odd) name) S 1 777 777 0 -1 4194560 100 0 0 0"
-    assert process.parse_proc_stat(line) == ("S", 777)
-    assert process.parse_proc_stat(Path(f"/proc/{os.getpid()}/stat").read_text())[1] == os.getpgrp()
+    line = "1234 (my (odd) name) S 1 777 777 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 1 0 98765 4096 10"
+    assert process.parse_proc_stat(line) == process.ProcStat(state="S", pgrp=777, start_time=98765)
+    assert process.parse_proc_stat(Path(f"/proc/{os.getpid()}/stat").read_text()).pgrp == os.getpgrp()
 
 
 def test_stop_without_pidfile_is_a_no_op(tmp_path: Path) -> None:
@@ -231,8 +245,10 @@ def test_mlflow_command_is_fast_starting(settings: Settings) -> None:
 
 
 def test_down_also_stops_dependents() -> None:
-    assert control.with_dependents(["postgres"]) == ["postgres", "mlflow"]
-    assert control.with_dependents(["kafka"]) == ["kafka"]
+    with_postgres = control.with_dependents(["postgres"])
+    assert with_postgres[:2] == ["postgres", "mlflow"]  # optional services (Airflow) may follow
+    assert "kafka" not in with_postgres
+    assert "registry" not in with_postgres
 
 
 def test_unreachable_ancestor_finds_a_closed_directory(tmp_path: Path) -> None:
@@ -294,3 +310,14 @@ def test_up_starts_independent_services_concurrently_and_reports_the_first_failu
     finally:
         service._REGISTRY.clear()
         service._REGISTRY.update(saved)
+
+
+def test_status_exit_code_rows() -> None:
+    rows = [
+        control.ServiceStatus("postgres", True, 1, "-", ""),
+        control.ServiceStatus("airflow", False, None, "-", "not started"),
+        control.ServiceStatus("extra", False, 7, "-", "started but wedged"),
+    ]
+    names = lambda selected: [r.name for r in selected]  # noqa: E731
+    assert names(control.must_be_healthy(rows, None, ("postgres",))) == ["postgres", "extra"]
+    assert names(control.must_be_healthy(rows, ["airflow"], ("postgres",))) == ["airflow"]

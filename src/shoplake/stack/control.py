@@ -157,3 +157,17 @@ def format_table(rows: Sequence[ServiceStatus]) -> str:
     table += [(r.name, "yes" if r.healthy else "NO", str(r.pid or "-"), r.address, r.detail) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in table)
+
+
+def must_be_healthy(
+    rows: Sequence[ServiceStatus], requested: Sequence[str] | None, core: Sequence[str]
+) -> list[ServiceStatus]:
+    """The rows that decide ``shoplake status``'s exit code.
+
+    Explicitly requested services; by default the core services plus any optional one (Airflow) that has
+    a running process - an optional service nobody started is not a failure, a started one that is
+    unhealthy is.
+    """
+    if requested is not None:
+        return [r for r in rows if r.name in requested]
+    return [r for r in rows if r.name in core or r.pid is not None]

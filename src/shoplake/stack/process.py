@@ -83,33 +83,57 @@ def log_file(home: Path, name: str) -> Path:
 
 
 def read_pidfile(path: Path) -> int | None:
-    """The pid in ``path``, or None when the file is missing, empty or not a positive integer."""
+    """The pid recorded in ``path``; None when missing, malformed, or now used by another process.
+
+    The file holds ``<pid> <start time>``. Pids are recycled (a pidfile survives a reboot), so a pid whose
+    current process started at a different time is not ours, and must never be signalled.
+    """
     try:
-        text = path.read_text().strip()
+        fields = path.read_text().split()
     except FileNotFoundError:
         return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    if len(fields) not in (1, 2) or not all(f.isdigit() for f in fields) or int(fields[0]) <= 0:
+        return None
+    pid = int(fields[0])
+    if len(fields) == 1:  # written before start times were recorded: trusted as it always was
+        return pid
+    st = _stat(pid)
+    if st is not None and st.start_time != int(fields[1]):
+        return None
+    return pid
 
 
 def write_pidfile(path: Path, pid: int) -> None:
-    """Write atomically so a concurrent reader never sees a half-written pid."""
+    """Record ``pid`` and its start time, atomically so a concurrent reader never sees half a file."""
+    st = _stat(pid)
+    if st is None:
+        raise ServiceError(f"process {pid} vanished before its pidfile {path} was written")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{pid}\n")
+    tmp.write_text(f"{pid} {st.start_time}\n")
     tmp.replace(path)
 
 
-def parse_proc_stat(text: str) -> tuple[str, int]:
-    """(state, process group) from the content of ``/proc/<pid>/stat``.
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` the supervisor uses."""
+
+    state: str
+    pgrp: int
+    start_time: int  # clock ticks after boot: with the pid, identifies a process
+
+
+def parse_proc_stat(text: str) -> ProcStat:
+    """Parse the content of ``/proc/<pid>/stat``.
 
     The command name (field 2) is in parentheses and may itself contain spaces or parentheses, so the
-    fields are counted from the last closing parenthesis.
+    fields are counted from the last closing parenthesis (field 3, the state, comes right after it).
     """
     rest = text[text.rindex(")") + 2 :].split()
-    return rest[0], int(rest[2])
+    return ProcStat(state=rest[0], pgrp=int(rest[2]), start_time=int(rest[19]))
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
+def _stat(pid: int) -> ProcStat | None:
     try:
         return parse_proc_stat(Path(f"/proc/{pid}/stat").read_text())
     except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
@@ -120,7 +144,7 @@ def pid_alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie (a zombie has exited and only awaits reaping)."""
     _reap(pid)
     st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
+    return st is not None and st.state not in ("Z", "X")
 
 
 def group_members(pgid: int) -> list[int]:
@@ -130,7 +154,7 @@ def group_members(pgid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         st = _stat(int(entry.name))
-        if st is not None and st[1] == pgid and st[0] not in ("Z", "X"):
+        if st is not None and st.pgrp == pgid and st.state not in ("Z", "X"):
             members.append(int(entry.name))
     return members
 
