@@ -101,8 +101,10 @@ def read_transactions(path: Path, start: datetime, end: datetime) -> pd.DataFram
 
 
 def to_frame(data: pa.Table) -> pd.DataFrame:
-    """Arrow -> pandas in canonical order with the id/category columns dictionary-encoded."""
-    data = data.sort_by([("event_time", "ascending"), ("transaction_id", "ascending")])
+    """Arrow -> pandas in canonical order with the id/category columns dictionary-encoded.
+
+    Encoding comes first: reordering a dictionary column moves 4-byte indices, not strings.
+    """
     columns = {}
     for name in data.column_names:
         column = data.column(name)
@@ -111,8 +113,9 @@ def to_frame(data: pa.Table) -> pd.DataFrame:
         elif name == "event_time":
             column = column.cast(pa.timestamp("ms", tz="UTC"))
         columns[name] = column
-    frame = pa.table(columns).to_pandas(split_blocks=True, self_destruct=True)
-    return frame
+    encoded = pa.table(columns)
+    order = pc.sort_indices(encoded, sort_keys=[("event_time", "ascending"), ("transaction_id", "ascending")])
+    return encoded.take(order).to_pandas(split_blocks=True, self_destruct=True)
 
 
 def load_window(settings: Settings, window: Window, history: timedelta) -> tuple[pd.DataFrame, pd.Series]:

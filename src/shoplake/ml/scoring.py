@@ -18,6 +18,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shoplake.config import Settings
 from shoplake.ml import registry, train
@@ -25,18 +26,6 @@ from shoplake.ml.extract import Window, load_window
 from shoplake.ml.features import build_features
 
 SCORES_TABLE: Final = "gold/fraud_scores"
-OUTPUT_COLUMNS: Final = (
-    "transaction_id",
-    "event_time",
-    "customer_id",
-    "merchant_id",
-    "amount_cents",
-    "currency",
-    "fraud_score",
-    "is_flagged",
-    "threshold",
-    "model_version",
-)
 
 
 class NoProductionModelError(RuntimeError):
@@ -64,23 +53,31 @@ def scores_path(settings: Settings) -> Path:
     return settings.delta_base_path / SCORES_TABLE
 
 
-def score_frame(model: Any, spec: registry.VersionSpec, frame: pd.DataFrame, target: Any) -> pd.DataFrame:
-    """Scores of the ``target`` rows of ``frame`` (history + window) with one model version."""
+def score_frame(model: Any, spec: registry.VersionSpec, frame: pd.DataFrame, target: Any) -> pa.Table:
+    """Scores of the ``target`` rows of ``frame`` (history + window) with one model version, as Arrow."""
     features = build_features(frame, spec.feature_config, target=target)
     scores = train.fraud_scores(model, features)
     rows = frame.loc[features.index]
-    return pd.DataFrame(
+
+    def text(name: str) -> pa.Array:
+        # Categorical columns arrive as dictionaries; casting in Arrow avoids a Python string per row.
+        return pa.array(rows[name]).cast(pa.string())
+
+    event_time = pa.array(rows["event_time"]).cast(pa.timestamp("us", tz="UTC"))
+    n = len(scores)
+    return pa.table(
         {
-            "transaction_id": rows["transaction_id"].astype(str).to_numpy(),
-            "event_time": rows["event_time"].to_numpy(),
-            "customer_id": rows["customer_id"].astype(str).to_numpy(),
-            "merchant_id": rows["merchant_id"].astype(str).to_numpy(),
-            "amount_cents": rows["amount_cents"].to_numpy(dtype=np.int64),
-            "currency": rows["currency"].astype(str).to_numpy(),
-            "fraud_score": scores,
-            "is_flagged": scores >= spec.threshold,
-            "threshold": np.full(len(scores), spec.threshold),
-            "model_version": np.full(len(scores), spec.version, dtype=object),
+            "transaction_id": text("transaction_id"),
+            "event_time": event_time,
+            "customer_id": text("customer_id"),
+            "merchant_id": text("merchant_id"),
+            "amount_cents": pa.array(rows["amount_cents"].to_numpy(dtype=np.int64)),
+            "currency": text("currency"),
+            "fraud_score": pa.array(scores),
+            "is_flagged": pa.array(scores >= spec.threshold),
+            "threshold": pa.array(np.full(n, spec.threshold)),
+            "model_version": pa.array([spec.version] * n, pa.string()) if n else pa.array([], pa.string()),
+            "event_date": event_time.cast(pa.date32()),
         }
     )
 
@@ -109,8 +106,8 @@ def score_window(settings: Settings, window: Window, *, write: bool = True) -> S
         write_scores(output, scored, window)
     seconds = time.perf_counter() - started
     return ScoreResult(
-        rows=len(scored),
-        flagged=int(scored["is_flagged"].sum()),
+        rows=scored.num_rows,
+        flagged=int(pc.sum(scored.column("is_flagged")).as_py() or 0),
         model_version=spec.version,
         threshold=spec.threshold,
         seconds=seconds,
@@ -118,18 +115,14 @@ def score_window(settings: Settings, window: Window, *, write: bool = True) -> S
     )
 
 
-def write_scores(path: Path, scored: pd.DataFrame, window: Window) -> None:
+def write_scores(path: Path, scored: pa.Table, window: Window) -> None:
     """Replace the window's rows of the scores table (created on first use, partitioned by event date)."""
     from deltalake import write_deltalake
 
-    table = pa.Table.from_pandas(scored, preserve_index=False)
-    event_time = table.column("event_time").cast(pa.timestamp("us", tz="UTC"))
-    table = table.set_column(table.schema.get_field_index("event_time"), "event_time", event_time)
-    table = table.append_column("event_date", event_time.cast(pa.date32()))
     start = window.start.strftime("%Y-%m-%d %H:%M:%S.%f")
     end = window.end.strftime("%Y-%m-%d %H:%M:%S.%f")
     predicate = f"event_time >= '{start}' AND event_time < '{end}'"
     if (path / "_delta_log").is_dir():
-        write_deltalake(str(path), table, mode="overwrite", predicate=predicate, partition_by=["event_date"])
+        write_deltalake(str(path), scored, mode="overwrite", predicate=predicate, partition_by=["event_date"])
     else:
-        write_deltalake(str(path), table, mode="overwrite", partition_by=["event_date"])
+        write_deltalake(str(path), scored, mode="overwrite", partition_by=["event_date"])

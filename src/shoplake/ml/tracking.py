@@ -61,7 +61,7 @@ def log_training_run(settings: Settings, model: Any, record: RunRecord, threshol
         )
         version = str(info.registered_model_version)
     client = registry.client(settings)
-    client.set_model_version_tag(settings.ml_model_name, version, registry.THRESHOLD_TAG, f"{threshold:.10g}")
+    client.set_model_version_tag(settings.ml_model_name, version, registry.THRESHOLD_TAG, repr(float(threshold)))
     for key in ("window_start", "window_end", "split_test_start", "seed"):
         if key in record.params:
             client.set_model_version_tag(settings.ml_model_name, version, key, record.params[key])

@@ -8,6 +8,9 @@ the DAG branch between "evaluate" and "deploy" and pass its Airflow Variables to
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +23,15 @@ from shoplake.ml.extract import Window, load_window
 from shoplake.ml.features import FEATURE_COLUMNS, FeatureConfig, build_features
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = round(time.perf_counter() - started, 3)
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class TrainingResult:
     production_version: str | None
     production_metrics: dict[str, float] = field(default_factory=dict)
     production_problem: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase (logs, benchmarks)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,11 +79,14 @@ def train_and_evaluate(
     config = feature_config or FeatureConfig()
     params = model_params or train.ModelParams()
     split = evaluate.plan_split(window, gap=config.label_delay)
-    frame, in_window = load_window(settings, window, config.required_history())
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "extract"):
+        frame, in_window = load_window(settings, window, config.required_history())
     if shuffle_labels:
         rng = np.random.default_rng(seed)
         frame = frame.assign(is_fraud=rng.permutation(frame["is_fraud"].to_numpy()))
-    features = build_features(frame, config, target=in_window.to_numpy())
+    with _timed(seconds, "features"):
+        features = build_features(frame, config, target=in_window.to_numpy())
     rows = frame.loc[features.index]
     part = split.assign(rows["event_time"])
     labels = rows["is_fraud"].fillna(False).to_numpy(dtype=bool)
@@ -78,20 +94,23 @@ def train_and_evaluate(
     log.info("split %s rows %s", split.as_params(), counts)
 
     is_train = part == "train"
-    model = train.fit(features[is_train], labels[is_train], params, seed)
-    result = _evaluate(model, features, labels, part, rows["fraud_pattern"])
+    with _timed(seconds, "fit"):
+        model = train.fit(features[is_train], labels[is_train], params, seed)
+    with _timed(seconds, "evaluate"):
+        result = _evaluate(model, features, labels, part, rows["fraud_pattern"])
 
     client = registry.client(settings)
     current = registry.production_version(client, settings.ml_model_name)
     production_metrics: dict[str, float] = {}
     problem = None
     if current is not None:
-        try:
-            production_metrics = _production_on_test(
-                settings, client, current=current, frame=frame, part=part, index=features.index
-            )
-        except Exception as exc:  # any failure to evaluate production blocks deployment with its reason
-            problem = f"version {current.version}: {type(exc).__name__}: {exc}"
+        with _timed(seconds, "evaluate_production"):
+            try:
+                production_metrics = _production_on_test(
+                    settings, client, current=current, frame=frame, part=part, index=features.index
+                )
+            except Exception as exc:  # any failure to evaluate production blocks deployment with its reason
+                problem = f"version {current.version}: {type(exc).__name__}: {exc}"
 
     run_params = {
         **window.as_params(),
@@ -118,8 +137,9 @@ def train_and_evaluate(
         importances=train.feature_importances(model),
         input_example=features[is_train].head(5),
     )
-    run_id, version = tracking.log_training_run(settings, model, record, result.threshold)
-    client.set_tag(run_id, deploy.VERSION_TAG, version)
+    with _timed(seconds, "mlflow_log"):
+        run_id, version = tracking.log_training_run(settings, model, record, result.threshold)
+        client.set_tag(run_id, deploy.VERSION_TAG, version)
     return TrainingResult(
         run_id=run_id,
         version=version,
@@ -130,6 +150,7 @@ def train_and_evaluate(
         production_version=str(current.version) if current is not None else None,
         production_metrics=production_metrics,
         production_problem=problem,
+        seconds=seconds,
     )
 
 
