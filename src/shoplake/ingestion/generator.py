@@ -84,7 +84,7 @@ WEEKDAY: Final = np.array([0.95, 0.95, 0.97, 1.0, 1.08, 1.15, 1.1], dtype=np.flo
 
 PATTERNS: Final = tuple(p for p in vocab.FRAUD_PATTERNS if p is not None)
 _SALT: Final = {name: i + 1 for i, name in enumerate(("signup", "travel", "dest", "device", "ip", "compromise"))}
-_MOBILE, _DESKTOP, _TABLET = 0, 1, 2
+_MOBILE, _DESKTOP = 0, 1  # device slots: 0 phone, 1 computer, 2 tablet
 _DEVICE_PERIOD_DAYS: Final = (300.0, 700.0, 500.0)  # how long a customer keeps a phone / computer / tablet
 
 
@@ -760,8 +760,11 @@ def _stolen_card(state: _RunState, rng: np.random.Generator, starts: I64) -> _Ro
     )
 
 
-def compromised_merchants(world: World, window_days: float, window: int) -> I64:
-    """Merchants compromised during compromise window number ``window`` (riskier merchants more often)."""
+def compromised_merchants(world: World, window: int) -> I64:
+    """Merchants compromised during compromise window number ``window`` (riskier merchants more often).
+
+    Windows are ``GeneratorConfig.compromise_window_days`` long, counted from the Unix epoch.
+    """
     m = np.arange(len(world.m_risk))
     u = hash_unit(hash_mix(world.key, _SALT["compromise"], m, window))
     return m[u < 0.002 + 0.1 * world.m_risk**2]
@@ -774,7 +777,7 @@ def _merchant_compromise(state: _RunState, rng: np.random.Generator, starts: I64
     windows = starts // window_ms
     merchant = np.empty(k, dtype=np.int64)
     for win in np.unique(windows):
-        pool = compromised_merchants(w, state.config.compromise_window_days, int(win))
+        pool = compromised_merchants(w, int(win))
         at = windows == win
         merchant[at] = pool[rng.integers(0, len(pool), int(at.sum()))] if len(pool) else 0
     c = _customers_at(state.world, rng, starts)
