@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shoplake.config import Settings
 from shoplake.ingestion.avro_encoder import EncodedBatch
+from shoplake.ingestion.topics import KAFKA_LOGGER
 
 # Throughput-oriented but safe: acks=all + idempotence (which implies bounded in-flight requests and
 # infinite-but-deduplicated retries); big lz4 batches because Avro records of one schema compress well;
@@ -125,7 +126,12 @@ class _Tally:
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """The producer configuration for ``settings`` (tuning above, then ``overrides``)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_TUNING, **overrides}
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "logger": KAFKA_LOGGER,
+        **PRODUCER_TUNING,
+        **overrides,
+    }
 
 
 def produce_encoded(

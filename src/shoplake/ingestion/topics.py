@@ -8,6 +8,7 @@ mapping for every downstream consumer.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from shoplake.config import Settings
+
+KAFKA_LOGGER = logging.getLogger("shoplake.kafka")
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -35,14 +38,15 @@ class TopicInfo:
 
 
 def admin_client(settings: Settings, timeout: float = 5.0) -> AdminClient:
-    return AdminClient(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "socket.connection.setup.timeout.ms": int(timeout * 1000),
-            "reconnect.backoff.max.ms": 1000,
-            "log_level": 3,  # librdkafka logs connection refusals to stderr at error level; the exception says it
-        }
-    )
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "socket.connection.setup.timeout.ms": int(timeout * 1000),
+        "reconnect.backoff.max.ms": 1000,
+        # librdkafka would print every refused connection to stderr; route it to logging instead (the
+        # exception raised here already says what is wrong).
+        "logger": KAFKA_LOGGER,
+    }
+    return AdminClient(config)
 
 
 def check_kafka(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from shoplake.config import Settings
 from shoplake.contracts import wire
 from shoplake.contracts.registry import registered_schema_str, registry_client
-from shoplake.ingestion.topics import KafkaUnavailableError
+from shoplake.ingestion.topics import KAFKA_LOGGER, KafkaUnavailableError
 
 
 class VerificationError(RuntimeError):
@@ -59,7 +59,7 @@ def _consumer(settings: Settings, timeout: float) -> Consumer:
             "group.id": f"shoplake-verify-{uuid.uuid4().hex[:8]}",  # never commits; unique so it joins nothing
             "enable.auto.commit": False,
             "socket.connection.setup.timeout.ms": int(timeout * 1000),
-            "log_level": 3,
+            "logger": KAFKA_LOGGER,
         }
     )
 
