@@ -28,8 +28,9 @@ settings = get_settings()
     doc_md="""
 ### Ingest e-commerce transactions into Kafka
 Checks Kafka and the schema registry, generates `num_transactions` transactions (run conf, else Variable
-`data_platform_num_transactions`, else 1000) and produces them as Confluent-framed Avro to
-`ecommerce.transactions`, then verifies the topic's end offsets grew by exactly the delivered count.
+`data_platform_num_transactions`, else 1000; optional `seed`, `start`, `span_days`) and produces them as
+Confluent-framed Avro to `ecommerce.transactions`, then verifies the end offsets grew by exactly the delivered
+count.
 Invalid conf (e.g. `{"num_transactions": -5}`) is refused when the run is created. Retries regenerate the
 same transactions (run key = DAG run id), which the streaming layer deduplicates.
 """,
@@ -63,6 +64,7 @@ def data_ingestion_pipeline() -> None:
             seed=int(params.get("seed", 42)),
             start=run_start(params.get("start"), dag_run.run_after),
             run_key=f"airflow/{DAG_ID}/{dag_run.run_id}",
+            span_days=params.get("span_days"),
         )
 
     @task

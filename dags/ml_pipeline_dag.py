@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from shoplake.airflow.defaults import deadline, default_args
 from shoplake.airflow.sensors import LatestDagRunSuccessSensor
@@ -73,6 +73,7 @@ def ml_pipeline_orchestration() -> None:
         from shoplake.airflow.ml_tasks import evaluate_model as evaluate
 
         decision = evaluate(settings, training, *_gate_variables())
+        get_current_context()["ti"].xcom_push(key="decision", value=decision)  # for the UI and the demo
         if decision["deploy"]:
             return "deploy_model"
         print(f"deploy_model will be SKIPPED: {decision['summary']}")

@@ -8,7 +8,7 @@ checks that every partition's end offset grew by exactly what was delivered.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoplake.airflow.params import resolve_num_transactions
@@ -43,12 +43,14 @@ def seed_transactions(
     seed: int,
     start: str,
     run_key: str,
+    span_days: float | None = None,
 ) -> dict[str, Any]:
     """Produce the run's transactions (verification is the next task); returns the JSON-able result."""
     from shoplake.ingestion.run import ingest
 
     n = resolve_num_transactions(settings, num_transactions, variable_value)
-    return ingest(settings, n, seed, start, run_key, verify=False).to_dict()
+    span = timedelta(days=float(span_days)) if span_days is not None else None
+    return ingest(settings, n, seed, start, run_key, span=span, verify=False).to_dict()
 
 
 def verify_kafka_topic(settings: Settings, seeded: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,13 @@ def ingestion_params(settings: Settings) -> dict[str, Param]:
             pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
             description="event-time start, ISO-8601 with zone (empty = the run's due hour)",
         ),
+        "span_days": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=3660,
+            description="event-time days the run covers (empty = the generator's density)",
+        ),
     }
 
 
