@@ -381,7 +381,20 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
+    """The ``airflow`` CLI with the local stack's configuration (metadata DB, auth, dags folder, ports)."""
+    import subprocess
+
+    from shoplake.stack.airflow import airflow_env
+
+    argv = [a for a in args.airflow_args if a != "--"] or ["--help"]
+    return subprocess.run([sys.executable, "-m", "airflow", *argv], env=airflow_env(settings), check=False).returncode
+
+
 def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("airflow", help="run the airflow CLI against the local stack, e.g. shoplake airflow dags list")
+    p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="arguments for the airflow CLI")
+    p.set_defaults(handler=_cmd_airflow)
     p = sub.add_parser("demo", help="stack up + ingestion -> streaming -> dbt -> ML -> health report via Airflow")
     p.add_argument("-n", "--transactions", type=int, default=5_000, help="transactions to ingest (default 5000)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
