@@ -31,8 +31,9 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "source": {"topics": "not-a-list", "starting_offsets": "middle", "max_offsets_per_trigger": 0},
         "tables": {"silver": "../escape"},
         "triggers": {"bronze": "soon"},
-        "warehouse": {"schema": "Raw; DROP"},
-        "spark": {"shuffle_partitions": "four"},
+        "warehouse": {"schema": "Raw; DROP", "max_bytes_per_trigger": "lots"},
+        "spark": {"shuffle_partitions": "four", "driver_memory": "2 GB"},
+        "pipeline": {"continuous": ["bronze", "platinum"]},
     }
     with pytest.raises(StreamingConfigError) as err:
         resolve(raw, settings)
@@ -45,6 +46,9 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "triggers.bronze",
         "warehouse.schema",
         "spark.shuffle_partitions",
+        "warehouse.max_bytes_per_trigger",
+        "spark.driver_memory",
+        "pipeline.continuous",
     ):
         assert key in message
 

@@ -17,6 +17,7 @@ from shoplake.config import Settings
 
 QUERIES: Final = ("bronze", "silver", "warehouse", "gold")
 _INTERVAL: Final = re.compile(r"^\d+ (second|seconds|minute|minutes|hour|hours)$")
+_SIZE: Final = re.compile(r"^[1-9][0-9]*[kmg]$")
 _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -51,6 +52,8 @@ class StreamingConfig:
     postgres_dsn: str = field(repr=False)  # holds the password
     shuffle_partitions: int
     continuous_stages: tuple[str, ...] = QUERIES
+    warehouse_max_bytes_per_trigger: str = "64m"
+    driver_memory: str = "2g"
 
     def checkpoint(self, query: str) -> Path:
         """One checkpoint folder per query, so queries can be reset or moved independently."""
@@ -77,6 +80,14 @@ def _topics(src: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
         errors.append(f"source.topics={topics!r}: must be a list of topic names")
         return ()
     return tuple(topics)
+
+
+def _size(sec: dict[str, Any], sec_name: str, key: str, default: str, errors: list[str]) -> str:
+    value = sec.get(key, default)
+    if not isinstance(value, str) or not _SIZE.match(value):
+        errors.append(f"{sec_name}.{key}={value!r}: must be a size such as '64m' or '2g'")
+        return default
+    return value
 
 
 def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
@@ -172,6 +183,8 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         postgres_dsn=settings.postgres_dsn(),
         shuffle_partitions=partitions,
         continuous_stages=stages,
+        warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
+        driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
     )
     if errors:
         raise StreamingConfigError(f"invalid streaming config {source}:\n  " + "\n  ".join(errors))

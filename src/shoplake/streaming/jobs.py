@@ -191,6 +191,8 @@ def start_warehouse(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
     ensure_table(target)
     writer = (
         spark.readStream.format("delta")
+        # Each batch is collected on the driver as Arrow for COPY: bound it (a soft limit, whole files).
+        .option("maxBytesPerTrigger", cfg.warehouse_max_bytes_per_trigger)
         .load(str(cfg.silver_path))
         .writeStream.queryName("warehouse")
         .option("checkpointLocation", str(cfg.checkpoint("warehouse")))

@@ -35,7 +35,9 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
     from shoplake.streaming.jobs import attach_progress_recorder
     from shoplake.streaming.session import spark_session
 
-    spark = spark_session(settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions)
+    spark = spark_session(
+        settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions, driver_memory=cfg.driver_memory
+    )
     attach_progress_recorder(spark, cfg)
     return spark
 

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 _SPARK_MIN_JAVA = 17
 
 
-def spark_conf(settings: Settings, *, app_name: str, shuffle_partitions: int, ui: bool) -> dict[str, str]:
+def spark_conf(
+    settings: Settings, *, app_name: str, shuffle_partitions: int, ui: bool, driver_memory: str = "2g"
+) -> dict[str, str]:
     """Every Spark setting Shoplake sets, as a plain dict (inspectable in tests and ``shoplake stream status``)."""
     if shuffle_partitions < 1:
         raise ValueError(f"shuffle_partitions must be >= 1, got {shuffle_partitions}")
@@ -37,6 +39,9 @@ def spark_conf(settings: Settings, *, app_name: str, shuffle_partitions: int, ui
         # A 2-core box: Spark's default of 200 shuffle partitions turns every small aggregate into 200 tasks.
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),
+        # Applied at JVM launch (PySpark passes the builder's conf to spark-submit); foreachBatch sinks that
+        # collect a micro-batch as Arrow (the warehouse upsert) need more than the 1g default.
+        "spark.driver.memory": driver_memory,
         # Event times are UTC end to end; the session must not reinterpret them in the machine's zone.
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -60,13 +65,20 @@ def spark_conf(settings: Settings, *, app_name: str, shuffle_partitions: int, ui
 
 
 def spark_session(
-    settings: Settings, *, app_name: str = "shoplake", shuffle_partitions: int = 4, ui: bool = False
+    settings: Settings,
+    *,
+    app_name: str = "shoplake",
+    shuffle_partitions: int = 4,
+    ui: bool = False,
+    driver_memory: str = "2g",
 ) -> SparkSession:
     """A SparkSession with Delta and the Kafka source on the classpath (reuses the running one if any)."""
     find_java(_SPARK_MIN_JAVA)
     from pyspark.sql import SparkSession
 
-    conf = spark_conf(settings, app_name=app_name, shuffle_partitions=shuffle_partitions, ui=ui)
+    conf = spark_conf(
+        settings, app_name=app_name, shuffle_partitions=shuffle_partitions, ui=ui, driver_memory=driver_memory
+    )
     (settings.home / "spark").mkdir(parents=True, exist_ok=True)
     python = conf.get("spark.pyspark.python")
     if python:
