@@ -30,7 +30,7 @@ settings = get_settings()
 Checks Kafka and the schema registry, generates `num_transactions` transactions (run conf, else Variable
 `data_platform_num_transactions`, else 1000; optional `seed`, `start`, `span_days`) and produces them as
 Confluent-framed Avro to `ecommerce.transactions`, then verifies the end offsets grew by exactly the delivered
-count.
+count. Without `start`, a run covers the hour before it was due (no events from the future).
 Invalid conf (e.g. `{"num_transactions": -5}`) is refused when the run is created. Retries regenerate the
 same transactions (run key = DAG run id), which the streaming layer deduplicates.
 """,
@@ -52,19 +52,20 @@ def data_ingestion_pipeline() -> None:
     def seed_transactions() -> dict[str, Any]:
         from airflow.sdk import Variable
 
-        from shoplake.airflow.ingestion_tasks import run_start
+        from shoplake.airflow.ingestion_tasks import event_window
         from shoplake.airflow.ingestion_tasks import seed_transactions as seed
 
         ctx = get_current_context()
         params, dag_run = ctx["params"], ctx["dag_run"]
+        start, span = event_window(params.get("start"), params.get("span_days"), dag_run.run_after)
         return seed(
             settings,
             num_transactions=params.get("num_transactions"),
             variable_value=Variable.get(NUM_TRANSACTIONS_VARIABLE, default=None),
             seed=int(params.get("seed", 42)),
-            start=run_start(params.get("start"), dag_run.run_after),
+            start=start,
+            span=span,
             run_key=f"airflow/{DAG_ID}/{dag_run.run_id}",
-            span_days=params.get("span_days"),
         )
 
     @task

@@ -6,8 +6,8 @@ bronze/silver/gold/PostgreSQL raw) -> ``dbt_orchestration`` -> ``ml_pipeline_orc
 The streaming catch-up is not a DAG in the contract (the streaming DAG only monitors), so the demo runs it
 as ``shoplake stream run --once`` in a child process, exactly what an operator would type.
 
-The DAGs' pause state is restored afterwards: the demo unpauses them only so the scheduler runs its
-triggers, and a paused local stack must not start ingesting hourly because a demo ran.
+The DAGs' pause state is restored after each run: a paused DAG is unpaused only while the scheduler runs
+the demo's run, so a paused local stack does not start ingesting hourly because a demo ran.
 """
 
 from __future__ import annotations
@@ -56,10 +56,16 @@ class DemoSummary:
         return dict(vars(self))
 
 
-def _run_dag(client: Any, dag_id: str, conf: dict[str, Any], timeout: float) -> tuple[Any, dict[str, str | None]]:
-    run = client.trigger(dag_id, conf)
-    done = client.wait(dag_id, run.run_id, timeout)
-    return done, client.task_states(dag_id, done.run_id)
+def _check_no_continuous_runner(settings: Settings) -> None:
+    from shoplake.streaming import service
+
+    runner = service.status(settings)
+    if runner.running:
+        # Both would write the same checkpoints; two writers on one checkpoint corrupt a query's progress.
+        raise DemoError(
+            f"the continuous streaming runner is active (pid {runner.pid}); the demo runs its own catch-up on "
+            "the same checkpoints: stop the runner with `shoplake stream stop` and run the demo again"
+        )
 
 
 def _streaming_catch_up(settings: Settings) -> float:
@@ -112,7 +118,8 @@ class _Recorder:
     def dag(self, client: Any, dag_id: str, conf: dict[str, Any], timeout: float) -> tuple[Any, dict[str, str | None]]:
         self.say(f"running {dag_id} ...")
         started = time.monotonic()
-        run, tasks = _run_dag(client, dag_id, conf, timeout)
+        run = client.trigger_and_wait(dag_id, conf, timeout)
+        tasks = client.task_states(dag_id, run.run_id)
         self.step(dag_id, run.state, time.monotonic() - started, run_id=run.run_id, tasks=tasks)
         return run, tasks
 
@@ -176,6 +183,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     from shoplake.airflow.rest import AirflowClient, base_url
 
     started = time.monotonic()
+    _check_no_continuous_runner(settings)  # before anything is ingested
     rec = _Recorder(say)
     say("starting the local stack (postgres, kafka, registry, mlflow, airflow) ...")
     stack.up(settings, [*stack.SERVICES, "airflow"])
@@ -184,14 +192,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     client = AirflowClient(settings)
     for dag_id in DAG_IDS:
         client.wait_for_dag(dag_id, timeout=settings.service_start_timeout)
-    paused = [d for d in DAG_IDS if client.request("GET", f"/dags/{d}")["is_paused"]]
-    for dag_id in paused:
-        client.unpause(dag_id)
-    try:
-        _pipeline(settings, client, options, rec)
-    finally:
-        for dag_id in paused:
-            client.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    _pipeline(settings, client, options, rec)
     rec.summary.urls = {
         "airflow": base_url(settings),
         "mlflow": settings.mlflow_tracking_uri,

@@ -24,13 +24,9 @@ def airflow(stack: Settings) -> Iterator[AirflowClient]:
     local_stack.up(stack, ["airflow"])
     client = AirflowClient(stack)
     client.wait_for_dag(DAG, timeout=stack.service_start_timeout)
-    was_paused = bool(client.request("GET", f"/dags/{DAG}")["is_paused"])
-    client.unpause(DAG)
     try:
         yield client
     finally:
-        if was_paused:
-            client.request("PATCH", f"/dags/{DAG}", json={"is_paused": True})
         if not already:
             local_stack.down(stack, ["airflow"])
 
@@ -46,10 +42,11 @@ def _total_offsets(settings: Settings) -> int:
 @pytest.mark.integration
 def test_ingestion_dag_delivers_exactly_the_requested_transactions(stack: Settings, airflow: AirflowClient) -> None:
     before = _total_offsets(stack)
-    run = airflow.trigger(DAG, {"num_transactions": 250, "seed": 7, "start": "2026-03-01T00:00:00Z"})
-    done = airflow.wait(DAG, run.run_id, RUN_TIMEOUT)
+    run = airflow.trigger_and_wait(
+        DAG, {"num_transactions": 250, "seed": 7, "start": "2026-03-01T00:00:00Z"}, RUN_TIMEOUT
+    )
     tasks = airflow.task_states(DAG, run.run_id)
-    assert done.state == "success", tasks
+    assert run.state == "success", tasks
     assert set(tasks.values()) == {"success"}
     assert _total_offsets(stack) - before == 250
     seeded = airflow.xcom(DAG, run.run_id, "seed_transactions")

@@ -28,11 +28,18 @@ def check_schema_registry(settings: Settings) -> dict[str, Any]:
     return {"url": settings.schema_registry_url, "subjects": subjects}
 
 
-def run_start(conf_start: str | None, run_after: datetime) -> str:
-    """The generated events' start instant: the conf's, else the run's due time truncated to the hour."""
+def event_window(conf_start: str | None, span_days: float | None, run_after: datetime) -> tuple[str, timedelta | None]:
+    """(start, span) of the generated events.
+
+    Without a conf start the run covers the hour before it was due (``[run_after - 1 h, run_after)``, or
+    ``span_days`` back), so a scheduled run never produces events from the future; with a start and no
+    span the generator's density decides the span.
+    """
+    span = timedelta(days=span_days) if span_days is not None else None
     if conf_start:
-        return conf_start
-    return run_after.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+        return conf_start, span
+    span = span or timedelta(hours=1)
+    return (run_after.astimezone(UTC).replace(microsecond=0) - span).isoformat(), span
 
 
 def seed_transactions(
@@ -42,14 +49,13 @@ def seed_transactions(
     variable_value: str | None,
     seed: int,
     start: str,
+    span: timedelta | None,
     run_key: str,
-    span_days: float | None = None,
 ) -> dict[str, Any]:
     """Produce the run's transactions (verification is the next task); returns the JSON-able result."""
     from shoplake.ingestion.run import ingest
 
     n = resolve_num_transactions(settings, num_transactions, variable_value)
-    span = timedelta(days=float(span_days)) if span_days is not None else None
     return ingest(settings, n, seed, start, run_key, span=span, verify=False).to_dict()
 
 

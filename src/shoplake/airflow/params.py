@@ -35,14 +35,14 @@ def ingestion_params(settings: Settings) -> dict[str, Param]:
             None,
             type=["null", "string"],
             pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
-            description="event-time start, ISO-8601 with zone (empty = the run's due hour)",
+            description="event-time start, ISO-8601 with zone (empty = span_days, default 1 h, before the run was due)",
         ),
         "span_days": Param(
             None,
             type=["null", "number"],
             exclusiveMinimum=0,
             maximum=3660,
-            description="event-time days the run covers (empty = the generator's density)",
+            description="event-time days the run covers (empty = 1 h, or the generator's density with a start)",
         ),
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from shoplake.config import Settings
@@ -114,11 +115,28 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> DagRun:
-        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        logical_date: str | None = None,
+    ) -> DagRun:
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
         return DagRun.of(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body))
+
+    def due_slot(self, dag_id: str, now: datetime) -> str | None:
+        """The logical date of the scheduled run that unpausing ``dag_id`` would create at once, if any.
+
+        With ``catchup=False`` Airflow still runs the latest missed interval when a DAG is unpaused; a manual
+        run created with that logical date takes the slot (the scheduler skips a slot that already has a run).
+        """
+        slot = self.request("GET", f"/dags/{dag_id}").get("next_dagrun_logical_date")
+        if not slot or datetime.fromisoformat(str(slot).replace("Z", "+00:00")) > now:
+            return None
+        return str(slot)
 
     def run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.of(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
@@ -152,3 +170,19 @@ class AirflowClient:
         )
         runs = raw.get("dag_runs") or []
         return DagRun.of(runs[0]) if runs else None
+
+    def trigger_and_wait(self, dag_id: str, conf: dict[str, Any], timeout: float) -> DagRun:
+        """Run ``dag_id`` through the scheduler and wait for the result; its pause state is restored after.
+
+        A paused DAG is unpaused only for the run, and the run takes the logical date of the scheduled slot
+        that unpausing would start at once (:meth:`due_slot`), so no scheduled run starts next to it.
+        """
+        paused = bool(self.request("GET", f"/dags/{dag_id}")["is_paused"])
+        run = self.trigger(dag_id, conf, logical_date=self.due_slot(dag_id, datetime.now(UTC)))
+        if paused:
+            self.unpause(dag_id)
+        try:
+            return self.wait(dag_id, run.run_id, timeout)
+        finally:
+            if paused:
+                self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})

@@ -1,0 +1,115 @@
+"""Streaming health checks against real (small, local) Delta tables and progress files."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from shoplake.config import Settings
+from shoplake.monitoring import delta_health
+from shoplake.monitoring.report import build_report, write_report
+from shoplake.monitoring.streaming_metrics import read_metrics
+from shoplake.streaming.config import load_streaming_config
+
+DAY = timedelta(days=1)
+
+
+def _table(path: Path, rows: int = 3) -> None:
+    write_deltalake(str(path), pa.table({"id": list(range(rows))}))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.mark.unit
+def test_healthy_table_reports_version_files_and_rows(tmp_path: Path) -> None:
+    _table(tmp_path / "t", rows=5)
+    h = delta_health.check_table("t", tmp_path / "t", required=True, now=_now(), max_age=DAY)
+    assert (h.status, h.healthy, h.version, h.files, h.rows) == ("ok", True, 0, 1, 5)
+
+
+@pytest.mark.unit
+def test_missing_required_table_is_unhealthy_but_absent_optional_is_not(tmp_path: Path) -> None:
+    required = delta_health.check_table("t", tmp_path / "nope", required=True, now=_now(), max_age=DAY)
+    optional = delta_health.check_table("q", tmp_path / "nope", required=False, now=_now(), max_age=DAY)
+    assert (required.status, required.healthy) == ("missing", False)
+    assert (optional.status, optional.healthy) == ("absent", True)
+
+
+@pytest.mark.unit
+def test_deleted_data_file_means_corrupt(tmp_path: Path) -> None:
+    _table(tmp_path / "t")
+    next((tmp_path / "t").glob("*.parquet")).unlink()
+    h = delta_health.check_table("t", tmp_path / "t", required=True, now=_now(), max_age=DAY)
+    assert h.status == "corrupt" and "missing" in h.detail
+
+
+@pytest.mark.unit
+def test_unreadable_log_means_corrupt(tmp_path: Path) -> None:
+    _table(tmp_path / "t")
+    next((tmp_path / "t" / "_delta_log").glob("*.json")).write_text("{not json")
+    h = delta_health.check_table("t", tmp_path / "t", required=True, now=_now(), max_age=DAY)
+    assert h.status == "corrupt"
+
+
+@pytest.mark.unit
+def test_old_last_commit_means_stale(tmp_path: Path) -> None:
+    _table(tmp_path / "t")
+    h = delta_health.check_table("t", tmp_path / "t", required=True, now=_now() + 2 * DAY, max_age=DAY)
+    assert h.status == "stale" and not h.healthy
+
+
+def _progress(path: Path, queries: list[str], at: datetime) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        for i, q in enumerate(queries):
+            rec = {
+                "query": q,
+                "batch_id": i,
+                "timestamp": at.isoformat().replace("+00:00", "Z"),
+                "input_rows": 10,
+                "processed_rows_per_second": 5.0,
+                "batch_duration_ms": 200,
+            }
+            fh.write(json.dumps(rec) + "\n")
+
+
+@pytest.mark.unit
+def test_metrics_need_recent_progress_from_every_stage(tmp_path: Path) -> None:
+    log = tmp_path / "progress.jsonl"
+    stages = ("bronze", "silver")
+    assert not read_metrics(log, stages, now=_now(), max_age=DAY).healthy  # no file yet
+    _progress(log, ["bronze"], _now())
+    missing = read_metrics(log, stages, now=_now(), max_age=DAY)
+    assert missing.problems == ("query silver: no progress recorded",)
+    _progress(log, ["silver"], _now() - 3 * DAY)
+    old = read_metrics(log, stages, now=_now(), max_age=DAY)
+    assert len(old.problems) == 1 and "silver" in old.problems[0]
+    _progress(log, ["silver"], _now())
+    fresh = read_metrics(log, stages, now=_now(), max_age=DAY)
+    assert fresh.healthy and fresh.queries["bronze"].input_rows == 10
+
+
+@pytest.mark.unit
+def test_report_verdict_follows_the_checks(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SHOPLAKE_HOME": str(tmp_path / "home"), "DELTA_BASE_PATH": str(tmp_path / "d")})
+    cfg = load_streaming_config(settings)
+    for path, required in delta_health.monitored_tables(cfg).values():
+        if required:
+            _table(path)
+    _progress(cfg.metrics_path, list(cfg.continuous_stages), _now())
+    good = write_report(settings, build_report(settings, _now()))
+    assert good.healthy and good.problems == []
+    assert json.loads((good.path.parent / "latest.json").read_text())["healthy"] is True
+
+    next(cfg.silver_path.glob("*.parquet")).unlink()
+    bad = write_report(settings, build_report(settings, _now() + timedelta(seconds=1)))
+    assert not bad.healthy
+    assert [p for p in bad.problems if p.startswith("table silver: corrupt")]
+    assert json.loads((bad.path.parent / "latest.json").read_text())["healthy"] is False
