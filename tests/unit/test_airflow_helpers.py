@@ -100,3 +100,30 @@ def test_webhook_errors_are_logged_not_raised(webhook: str) -> None:
     assert alerts.post(Settings.from_env({"ALERT_WEBHOOK_URL": webhook}), "x") is False
     assert alerts.post(Settings.from_env({"ALERT_WEBHOOK_URL": "http://127.0.0.1:9/none"}), "x") is False
     assert alerts.post(Settings.from_env({}), "x") is False  # not configured: nothing sent
+
+
+@pytest.mark.unit
+def test_deadline_callback_posts_from_the_triggerer(webhook: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from shoplake.config import get_settings
+
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook)
+    get_settings.cache_clear()
+    try:
+        asyncio.run(alerts.deadline_missed(context=None, dag_id="ml_pipeline_orchestration"))
+    finally:
+        monkeypatch.delenv("ALERT_WEBHOOK_URL")
+        get_settings.cache_clear()
+    assert _Sink.received == [{"text": "[shoplake] deadline missed: dag=ml_pipeline_orchestration"}]
+
+
+@pytest.mark.unit
+def test_deadline_alert_is_measured_from_queueing_with_our_callback() -> None:
+    from shoplake.airflow.defaults import deadline
+
+    alert = deadline("dbt_orchestration", timedelta(hours=1))
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval == timedelta(hours=1)
+    assert alert.callback.serialize()["path"] == "shoplake.airflow.alerts.deadline_missed"
+    assert alert.callback.serialize()["kwargs"] == {"dag_id": "dbt_orchestration"}
