@@ -92,13 +92,15 @@ def step_line(results: list[dbt_runner.StepResult]) -> str:
 
 
 def write_section(text: str, path: Path) -> None:
+    """Replace this benchmark's section of BENCHMARKS.md (or append it), leaving other sections alone."""
     current = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = text.rstrip("\n") + "\n"
     start = current.find(SECTION)
     if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
+        updated = current.rstrip("\n") + "\n\n" + section
     else:
         end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
+        updated = current[:start] + section + ("\n" + current[end + 1 :] if end != -1 else "")
     path.write_text(updated)
 
 
