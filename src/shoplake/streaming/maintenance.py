@@ -28,6 +28,15 @@ class MaintenanceResult:
     vacuumed: bool
 
 
+def check_retention(retention_hours: int) -> None:
+    """Refuse a VACUUM retention that could delete files a streaming reader still needs."""
+    if retention_hours < MIN_RETENTION_HOURS:
+        raise ValueError(
+            f"retention_hours={retention_hours} is unsafe: streaming readers may still need those files "
+            f"(minimum {MIN_RETENTION_HOURS} h)"
+        )
+
+
 def tables(cfg: StreamingConfig) -> dict[str, Path]:
     return {
         "bronze": cfg.bronze_path,
@@ -48,11 +57,7 @@ def maintain(
     spark: SparkSession, cfg: StreamingConfig, *, retention_hours: int = MIN_RETENTION_HOURS, vacuum: bool = True
 ) -> list[MaintenanceResult]:
     """OPTIMIZE every existing table, then VACUUM it; tables not created yet are skipped."""
-    if retention_hours < MIN_RETENTION_HOURS:
-        raise ValueError(
-            f"retention_hours={retention_hours} is unsafe: streaming readers may still need those files "
-            f"(minimum {MIN_RETENTION_HOURS} h)"
-        )
+    check_retention(retention_hours)
     results = []
     for name, path in tables(cfg).items():
         if not DeltaTable.isDeltaTable(spark, str(path)):

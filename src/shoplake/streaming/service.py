@@ -59,8 +59,10 @@ def maintain(settings: Settings, retention_hours: int, vacuum: bool = True) -> l
     """OPTIMIZE + VACUUM every streaming table (see :mod:`.maintenance`)."""
     from dataclasses import asdict
 
+    from shoplake.streaming.maintenance import check_retention
     from shoplake.streaming.maintenance import maintain as run_maintenance
 
+    check_retention(retention_hours)  # before a SparkSession exists: bad input costs nothing
     cfg = load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-delta-maintenance")
     try:
