@@ -49,6 +49,7 @@ def test_child_env_points_dbt_at_shoplake_home_and_drops_pythonpath(
     assert "PYTHONPATH" not in env
     assert env["DBT_TARGET_PATH"] == str(settings.home / "dbt" / "target")
     assert env["DBT_LOG_PATH"] == str(settings.home / "dbt" / "logs")
+    assert env["DBT_PACKAGES_INSTALL_PATH"] == str(settings.home / "dbt" / "packages")
     assert env["DBT_PROFILES_DIR"] == env["DBT_PROJECT_DIR"] == str(settings.project_dir / "dbt")
     assert env["DBT_TARGET"] == settings.profile
     assert env["POSTGRES_PORT"] == "45999"

@@ -19,8 +19,8 @@ Inside the child the steps run one after another through ``dbtRunner``, so a ful
 import cost (seconds on this machine) once instead of once per step.
 
 Paths: the project and ``profiles.yml`` live in ``{project_dir}/dbt``; compiled SQL, artifacts
-(``manifest.json``, ``run_results.json``, the docs site) and logs go to ``{SHOPLAKE_HOME}/dbt/target`` and
-``{SHOPLAKE_HOME}/dbt/logs`` so the repository stays clean. The dbt target is the settings' profile
+(``manifest.json``, ``run_results.json``, the docs site), logs and installed packages go to
+``{SHOPLAKE_HOME}/dbt/{target,logs,packages}`` so the repository stays clean. The dbt target is the settings' profile
 (``local`` or ``production``).
 """
 
@@ -149,6 +149,7 @@ class DbtPaths:
     project_dir: Path
     target_dir: Path
     log_dir: Path
+    packages_dir: Path
 
     @classmethod
     def of(cls, settings: Settings) -> DbtPaths:
@@ -156,6 +157,7 @@ class DbtPaths:
             project_dir=settings.project_dir / "dbt",
             target_dir=settings.home / "dbt" / "target",
             log_dir=settings.home / "dbt" / "logs",
+            packages_dir=settings.home / "dbt" / "packages",
         )
 
 
@@ -202,6 +204,7 @@ def child_env(settings: Settings, paths: DbtPaths) -> dict[str, str]:
         DBT_TARGET=settings.profile,
         DBT_TARGET_PATH=paths.target_dir,
         DBT_LOG_PATH=paths.log_dir,
+        DBT_PACKAGES_INSTALL_PATH=paths.packages_dir,
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         DBT_VERSION_CHECK="false",
         DBT_USE_COLORS="false",
