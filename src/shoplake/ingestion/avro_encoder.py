@@ -57,6 +57,7 @@ CUSTOMER_DIGITS: Final = 8
 MERCHANT_DIGITS: Final = 6
 SEQ_DIGITS: Final = 12
 MAX_SEQ: Final = 10**SEQ_DIGITS - 1
+KEY_WIDTH: Final = 1 + CUSTOMER_DIGITS  # the Kafka key is the customer id text, e.g. C00012345
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class EncodedBatch:
         return [data[a:b] for a, b in itertools.pairwise(off)]
 
     def keys(self) -> list[bytes]:
-        data, width = self.data, 1 + CUSTOMER_DIGITS
-        return [data[k : k + width] for k in self.key_starts.tolist()]
+        data = self.data
+        return [data[k : k + KEY_WIDTH] for k in self.key_starts.tolist()]
 
 
 class _Piece:

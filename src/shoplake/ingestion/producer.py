@@ -13,6 +13,7 @@ The hot loop is deliberately plain Python over prepared ``bytes`` slices: encodi
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shoplake.config import Settings
-from shoplake.ingestion.avro_encoder import EncodedBatch
+from shoplake.ingestion.avro_encoder import KEY_WIDTH, EncodedBatch
 from shoplake.ingestion.topics import KAFKA_LOGGER
 
 # Throughput-oriented but safe: acks=all + idempotence (which implies bounded in-flight requests and
@@ -153,12 +154,17 @@ def produce_encoded(
     started = time.perf_counter()
     try:
         for batch in batches:
-            for value, key in zip(batch.messages(), batch.keys(), strict=True):
+            # Slicing inside the loop (rather than building message/key lists first) saves a pass and two
+            # list allocations per chunk: measurably faster on this hot path.
+            data = batch.data
+            bounds = itertools.pairwise(batch.offsets.tolist())
+            for (start, end), key in zip(bounds, batch.key_starts.tolist(), strict=True):
+                value = data[start:end]
                 try:
-                    produce(topic, value, key)
+                    produce(topic, value, data[key : key + KEY_WIDTH])
                 except BufferError:  # local queue full: serve delivery reports until there is room
                     poll(0.05)
-                    produce(topic, value, key)
+                    produce(topic, value, data[key : key + KEY_WIDTH])
             sent += len(batch)
             poll(0)
         remaining = producer.flush(flush_timeout)
