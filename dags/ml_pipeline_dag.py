@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import dag, get_current_context, task
 
 from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.params import training_params
 from shoplake.airflow.sensors import LatestDagRunSuccessSensor
 from shoplake.config import get_settings
 
@@ -29,11 +30,13 @@ def _gate_variables() -> tuple[str | None, str | None]:
     max_active_runs=1,
     tags=["shoplake", "ml", "mlflow"],
     default_args=default_args(settings),
+    params=training_params(),
     deadline=deadline(DAG_ID, timedelta(hours=8)),
     doc_md=f"""
 ### Train and (maybe) deploy the fraud model
 Waits for a successful `dbt_orchestration` run that ended at most 12 h before this run was due, extracts the
-latest 28 days of silver from Delta, trains a Random Forest, evaluates it out of time, and moves the
+training window from Delta (conf `window_start`/`window_end`, default the latest
+`window_days` = 28 days of silver), trains a Random Forest, evaluates it out of time, and moves the
 registry alias `production` only when precision >= Variable `ml_min_precision` (default
 {settings.ml_min_precision}), recall >= `ml_min_recall` (default {settings.ml_min_recall}), F1 >=
 {settings.ml_min_f1} and it is not worse than the current production model. Otherwise `deploy_model` is
@@ -60,7 +63,8 @@ def ml_pipeline_orchestration() -> None:
     def extract_training_data() -> dict[str, str]:
         from shoplake.airflow.ml_tasks import extract_training_data as extract
 
-        return extract(settings)
+        params = get_current_context()["params"]
+        return extract(settings, params.get("window_start"), params.get("window_end"), params["window_days"])
 
     @task
     def train_model(window: dict[str, str]) -> dict[str, Any]:

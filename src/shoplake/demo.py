@@ -155,7 +155,7 @@ def _pipeline(settings: Settings, client: Any, options: DemoOptions, rec: _Recor
     _require(run, tasks)
     summary.counts["warehouse"] = warehouse_counts(settings)
 
-    run, tasks = rec.dag(client, "ml_pipeline_orchestration", {}, options.run_timeout)
+    run, tasks = rec.dag(client, "ml_pipeline_orchestration", training_window(options), options.run_timeout)
     if tasks.get("evaluate_model") == "success":
         decision = client.xcom("ml_pipeline_orchestration", run.run_id, "evaluate_model", "decision")
         summary.model = {**(decision or {}), "deploy_task": tasks.get("deploy_model")}
@@ -163,6 +163,15 @@ def _pipeline(settings: Settings, client: Any, options: DemoOptions, rec: _Recor
 
     rec.dag(client, "spark_streaming_orchestration", {}, options.run_timeout)  # the report is written either way
     summary.health, summary.counts["delta"] = _health(settings)
+
+
+def training_window(options: DemoOptions) -> dict[str, str]:
+    """Train on exactly the demo's event window (other runs may have put other days into silver)."""
+    from datetime import datetime, timedelta
+
+    start = datetime.fromisoformat(options.start.replace("Z", "+00:00"))
+    end = start + timedelta(days=options.span_days)
+    return {"window_start": start.isoformat(), "window_end": end.isoformat()}
 
 
 def _health(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 
 from shoplake.airflow.rest import AirflowClient
 from shoplake.config import Settings, get_settings
-from shoplake.demo import DemoOptions, DemoSummary, run_demo
+from shoplake.demo import DemoOptions, DemoSummary, run_demo, training_window
 
 N = 5_000
 ML_DAG = "ml_pipeline_orchestration"
@@ -56,7 +56,7 @@ def test_ml_deploy_is_skipped_when_gates_fail(demo: tuple[Settings, DemoSummary]
     for key, value in variables.items():
         client.request("POST", "/variables", json={"key": key, "value": value})
     try:
-        done = client.trigger_and_wait(ML_DAG, {}, timeout=1800)
+        done = client.trigger_and_wait(ML_DAG, training_window(DemoOptions(num_transactions=N)), timeout=1800)
         tasks = client.task_states(ML_DAG, done.run_id)
         decision = client.xcom(ML_DAG, done.run_id, "evaluate_model", "decision")
     finally:

@@ -87,13 +87,24 @@ def test_metrics_need_recent_progress_from_every_stage(tmp_path: Path) -> None:
     assert not read_metrics(log, stages, now=_now(), max_age=DAY).healthy  # no file yet
     _progress(log, ["bronze"], _now())
     missing = read_metrics(log, stages, now=_now(), max_age=DAY)
-    assert missing.problems == ("query silver: no progress recorded",)
+    assert missing.problems == ("stage silver: no progress recorded",)
     _progress(log, ["silver"], _now() - 3 * DAY)
     old = read_metrics(log, stages, now=_now(), max_age=DAY)
     assert len(old.problems) == 1 and "silver" in old.problems[0]
     _progress(log, ["silver"], _now())
     fresh = read_metrics(log, stages, now=_now(), max_age=DAY)
     assert fresh.healthy and fresh.queries["bronze"].input_rows == 10
+
+
+@pytest.mark.unit
+def test_a_stage_of_several_queries_counts_each_of_them(tmp_path: Path) -> None:
+    log = tmp_path / "progress.jsonl"
+    _progress(log, ["gold_hourly_sales"], _now() - 3 * DAY)
+    _progress(log, ["gold_fraud_rates"], _now())
+    problems = read_metrics(log, ("gold",), now=_now(), max_age=DAY).problems
+    assert len(problems) == 1 and problems[0].startswith("query gold_hourly_sales: last batch")
+    _progress(log, ["gold_hourly_sales"], _now())
+    assert read_metrics(log, ("gold",), now=_now(), max_age=DAY).healthy
 
 
 @pytest.mark.unit

@@ -34,12 +34,14 @@ def check_mlflow(settings: Settings) -> dict[str, Any]:
     return {"tracking_uri": settings.mlflow_tracking_uri, "health": resp.text.strip()}
 
 
-def extract_training_data(settings: Settings, days: float = TRAINING_DAYS) -> dict[str, str]:
-    """The training window: the latest ``days`` of silver (fails clearly when silver is missing or empty)."""
+def extract_training_data(
+    settings: Settings, start: str | None = None, end: str | None = None, days: float = TRAINING_DAYS
+) -> dict[str, str]:
+    """The training window: given bounds, else the latest ``days`` of silver (fails clearly when it is empty)."""
     from shoplake.ml import extract
 
     first, last = extract.time_range(settings)
-    window = extract.default_window(settings, days)
+    window = extract.resolve_window(settings, start, end, default_days=days)
     return {
         "start": window.start.isoformat(),
         "end": window.end.isoformat(),

@@ -75,3 +75,15 @@ def gate_override(name: str, raw: str | None) -> float | None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"Variable {name}={value} must be between 0 and 1")
     return value
+
+
+_ISO = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"
+
+
+def training_params() -> dict[str, Param]:
+    """The ML DAG's optional training window (default: the latest ``window_days`` of silver)."""
+    return {
+        "window_start": Param(None, type=["null", "string"], pattern=_ISO, description="ISO date/time UTC"),
+        "window_end": Param(None, type=["null", "string"], pattern=_ISO, description="ISO date/time UTC, exclusive"),
+        "window_days": Param(28, type="number", exclusiveMinimum=0, maximum=3660, description="default length"),
+    }

@@ -68,9 +68,14 @@ def read_metrics(
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"query {name}: malformed progress record ({exc})")
     if metrics_path.is_file():
-        for name in expected:
-            if name not in queries:
-                problems.append(f"query {name}: no progress recorded")
-            elif queries[name].age_seconds > max_age.total_seconds():
-                problems.append(f"query {name}: last batch {queries[name].last_batch_at} is older than {max_age}")
+        for stage in expected:
+            # A stage runs one query named after it, or several named ``<stage>_<table>`` (gold).
+            members = [q for name, q in queries.items() if name == stage or name.startswith(f"{stage}_")]
+            if not members:
+                problems.append(f"stage {stage}: no progress recorded")
+            problems += [
+                f"query {q.query}: last batch {q.last_batch_at} is older than {max_age}"
+                for q in members
+                if q.age_seconds > max_age.total_seconds()
+            ]
     return StreamingMetrics(str(metrics_path), queries, tuple(problems))
