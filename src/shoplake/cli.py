@@ -373,7 +373,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     options = DemoOptions(num_transactions=args.transactions, seed=args.seed, start=args.start, span_days=args.days)
     try:
-        summary = run_demo(settings, options)
+        # With --json, stdout carries only the summary; progress goes to stderr.
+        summary = run_demo(settings, options, say=lambda m: print(m, file=sys.stderr if args.json else sys.stdout))
     except DemoError as exc:
         print(f"shoplake demo: {exc}", file=sys.stderr)
         return 1
