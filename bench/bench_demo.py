@@ -61,6 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transactions", type=int, default=5_000)
     parser.add_argument("--cold-stack", action="store_true", help="stop the stack first")
+    parser.add_argument("--summary-out", type=Path, help="also write the demo's JSON summary here")
     args = parser.parse_args()
     settings = get_settings()
     if args.cold_stack:
@@ -86,6 +87,8 @@ def main() -> int:
     stop.set()
     sampler.join()
     summary = json.loads(out) if proc.returncode == 0 else None
+    if args.summary_out and summary:
+        args.summary_out.write_text(json.dumps(summary, indent=2))
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.system().lower()}",
