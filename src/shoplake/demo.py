@@ -223,9 +223,9 @@ def format_summary(summary: DemoSummary) -> str:
     lines.append(f"dbt tests: {summary.dbt_tests or 'not run'}")
     if summary.model:
         m = summary.model
-        metrics = ", ".join(
-            f"{k}={v:.3f}" for k, v in sorted(m.get("test_metrics", {}).items()) if isinstance(v, float)
-        )
+        tested = m.get("test_metrics", {})
+        shown = ("precision", "recall", "f1", "roc_auc", "average_precision")
+        metrics = ", ".join(f"{k}={tested[k]:.3f}" for k in shown if k in tested)
         lines.append(f"model version {m.get('candidate_version')}: {metrics}")
         lines.append(f"  deployed: {'yes' if m.get('deploy_task') == 'success' else 'no'} - {m.get('summary')}")
     if summary.health:
