@@ -103,7 +103,9 @@ def read_transactions(path: Path, start: datetime, end: datetime) -> pd.DataFram
 def to_frame(data: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas in canonical order with the id/category columns dictionary-encoded.
 
-    Encoding comes first: reordering a dictionary column moves 4-byte indices, not strings.
+    Encoding comes first: reordering a dictionary column moves 4-byte indices, not strings. The unique
+    ``transaction_id`` stays Arrow-backed (``pd.ArrowDtype``): turning ~2M ids into Python strings was the
+    largest single cost of a scoring run, and its only consumers (ordering, the scores table) want Arrow.
     """
     columns = {}
     for name in data.column_names:
@@ -115,7 +117,14 @@ def to_frame(data: pa.Table) -> pd.DataFrame:
         columns[name] = column
     encoded = pa.table(columns)
     order = pc.sort_indices(encoded, sort_keys=[("event_time", "ascending"), ("transaction_id", "ascending")])
-    return encoded.take(order).to_pandas(split_blocks=True, self_destruct=True)
+    return encoded.take(order).to_pandas(split_blocks=True, self_destruct=True, types_mapper=_arrow_strings)
+
+
+def _arrow_strings(arrow_type: pa.DataType) -> pd.ArrowDtype | None:
+    """Plain (non-dictionary) string columns stay in Arrow memory; everything else converts as usual."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return None
 
 
 def load_window(settings: Settings, window: Window, history: timedelta) -> tuple[pd.DataFrame, pd.Series]:

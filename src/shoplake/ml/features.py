@@ -202,11 +202,36 @@ def _ms(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1000)
 
 
+def _text(values: pd.Series, rows: I64 | None = None) -> npt.NDArray[np.object_]:
+    """``values.iloc[rows].astype(str)`` as an object array (``rows=None``: all rows).
+
+    A categorical column is converted once per category and gathered by code, not once per row - the same
+    strings (a missing value is ``"nan"``, as pandas renders it) at a fraction of the cost on million-row frames.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        names = np.append(values.cat.categories.astype(str).to_numpy(dtype=object), "nan")
+        codes = values.cat.codes.to_numpy()
+        return np.asarray(names[codes if rows is None else codes[rows]], dtype=object)
+    picked = values if rows is None else values.iloc[rows]
+    return np.asarray(picked.astype(str).to_numpy(dtype=object), dtype=object)
+
+
+def _lookup(values: pd.Series, table: dict[str, float], default: float) -> F64:
+    """``table[str(value)]`` per row (``default`` when absent), looked up once per distinct value."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        distinct = [*values.cat.categories.astype(str), "nan"]  # code -1 (missing) picks the last entry
+        codes = values.cat.codes.to_numpy()
+    else:
+        codes, uniques = pd.factorize(values.astype(str))
+        distinct = list(uniques)
+    per_value = np.array([table.get(str(v), default) for v in distinct], dtype=np.float64)
+    return np.asarray(per_value[codes], dtype=np.float64)
+
+
 def amount_usd(amount_cents: pd.Series, currency: pd.Series) -> F64:
     """Amounts in (approximate) US dollars from minor units, honouring each currency's ISO 4217 exponent."""
-    cur = currency.astype(str)
-    exponent = cur.map(CURRENCY_EXPONENTS).fillna(2).to_numpy(dtype=np.float64)
-    rate = cur.map(UNITS_PER_USD).fillna(1.0).to_numpy(dtype=np.float64)
+    exponent = _lookup(currency, {k: float(v) for k, v in CURRENCY_EXPONENTS.items()}, 2.0)
+    rate = _lookup(currency, UNITS_PER_USD, 1.0)
     return np.asarray(amount_cents.to_numpy(dtype=np.float64) / 10.0**exponent / rate, dtype=np.float64)
 
 
@@ -247,17 +272,16 @@ def build_features(
     )
     _risk_features(cols, tx, t, is_target, config)
 
-    own = tx.iloc[rows]
     t_own = t[rows]
     cols.data["amount_usd_log"] = np.log1p(usd[rows])
     cols.data["ip_merchant_country_mismatch"] = (
-        own["ip_country"].to_numpy(dtype=object) != own["merchant_country"].to_numpy(dtype=object)
+        tx["ip_country"].iloc[rows].to_numpy(dtype=object) != tx["merchant_country"].iloc[rows].to_numpy(dtype=object)
     ).astype(np.float64)
     cols.data["hour_of_day"] = ((t_own // MS_PER_HOUR) % 24).astype(np.float64)
     cols.data["day_of_week"] = ((t_own // MS_PER_DAY + 3) % 7).astype(np.float64)  # 1970-01-01: Thursday
     columns: dict[str, npt.ArrayLike] = {k: cols.data[k] for k in NUMERIC_FEATURES}
-    columns.update({c: own[c].astype(str).to_numpy() for c in CATEGORICAL_FEATURES})
-    return pd.DataFrame(columns, index=own.index)
+    columns.update({c: _text(tx[c], rows) for c in CATEGORICAL_FEATURES})
+    return pd.DataFrame(columns, index=tx.index[rows])
 
 
 def _customer_features(
@@ -340,7 +364,7 @@ def _risk_features(
     delay = _ms(config.label_delay)
     long_risk = delay + _ms(config.risk_window)
     recent = delay + _ms(config.recent_risk_window)
-    everyone = _Timeline(np.zeros(n, dtype=np.int64), t, np.ones(n, dtype=bool))
+    everyone = _Timeline(np.zeros(n, dtype=np.int64), t, is_target)  # the base rate is read at target rows only
     base = np.empty(n)
     base[everyone.rows] = _label_rate(everyone, known, fraud, window=(delay, long_risk), smoothing=0.0, prior=base)
     smooth = config.risk_smoothing

@@ -10,6 +10,9 @@ so a saved model loads anywhere without this package installed.
 
 from __future__ import annotations
 
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,10 +89,56 @@ def fit(features: pd.DataFrame, labels: npt.ArrayLike, params: ModelParams, seed
 
 
 def fraud_scores(model: Pipeline, features: pd.DataFrame) -> npt.NDArray[np.float64]:
-    """Probability of fraud per row (column of the positive class)."""
-    proba = model.predict_proba(features[list(FEATURE_COLUMNS)])
+    """Probability of fraud per row (column of the positive class).
+
+    A pipeline from :func:`build_pipeline` is fed through :func:`model_input` straight into its forest; any
+    other classifier (e.g. a test double) gets the feature frame through its own ``predict_proba``.
+    """
+    if isinstance(model, Pipeline):
+        proba = _forest_proba(model.named_steps["forest"], model_input(model, features))
+    else:
+        proba = model.predict_proba(features[list(FEATURE_COLUMNS)])
     classes = list(model.classes_)
     return np.asarray(proba[:, classes.index(True)], dtype=np.float64)
+
+
+def _forest_proba(forest: RandomForestClassifier, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """``forest.predict_proba`` over row chunks scored concurrently, each by a single-threaded copy.
+
+    Why not the forest's own ``n_jobs``: its threads add tree outputs into one shared array in whatever order
+    they finish, so the same rows could score a last bit differently run to run (and move a threshold picked on
+    them). Here every row sums its trees in a fixed order - bit-identical scores, whatever the chunking - and
+    the chunks keep the cores busy without contending for one output lock (tree traversal releases the GIL).
+    """
+    single = copy.copy(forest)  # shares the fitted trees
+    single.n_jobs = 1
+    workers = forest.n_jobs if forest.n_jobs is not None and forest.n_jobs > 0 else os.cpu_count() or 1
+    if workers == 1 or len(matrix) < 2 * workers:
+        return np.asarray(single.predict_proba(matrix), dtype=np.float64)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(single.predict_proba, np.array_split(matrix, workers)))
+    return np.asarray(np.concatenate(parts), dtype=np.float64)
+
+
+def model_input(model: Pipeline, features: pd.DataFrame) -> npt.NDArray[np.float32]:
+    """What the fitted preprocessing step hands the forest, built straight into one float32 matrix.
+
+    Same values as ``model.named_steps["preprocess"].transform`` (numbers through, each category to its
+    position in the encoder's fitted ``categories_``, unknown -1) - a unit test holds the two equal - but
+    without the encoder's per-row dictionary lookups over object arrays and the float64 copy the forest
+    would cast to float32 anyway: on a million rows this was half of the prediction time.
+    """
+    preprocess = model.named_steps["preprocess"]
+    columns = {name: list(cols) for name, _, cols in preprocess.transformers_ if name != "remainder"}
+    if columns != {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)}:
+        raise ValueError(f"model preprocessing columns {columns} do not match this code's features")
+    categories = preprocess.named_transformers_["categorical"].categories_
+    matrix = np.empty((len(features), len(FEATURE_COLUMNS)), dtype=np.float32)
+    for j, name in enumerate(NUMERIC_FEATURES):
+        matrix[:, j] = features[name].to_numpy(dtype=np.float64)
+    for k, (name, known) in enumerate(zip(CATEGORICAL_FEATURES, categories, strict=True)):
+        matrix[:, len(NUMERIC_FEATURES) + k] = pd.Categorical(features[name], categories=known).codes
+    return matrix
 
 
 def feature_importances(model: Pipeline) -> pd.Series:
