@@ -136,7 +136,12 @@ class AirflowClient:
         slot = self.request("GET", f"/dags/{dag_id}").get("next_dagrun_logical_date")
         if not slot or datetime.fromisoformat(str(slot).replace("Z", "+00:00")) > now:
             return None
-        return str(slot)
+        # A paused DAG's next slot does not advance: an earlier run may have taken it already (then the
+        # scheduler skips the slot anyway, and a second run with that logical date would be refused).
+        taken = self.request(
+            "GET", f"/dags/{dag_id}/dagRuns", params={"logical_date_gte": slot, "logical_date_lte": slot, "limit": 1}
+        )
+        return None if taken["total_entries"] else str(slot)
 
     def run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.of(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
