@@ -101,12 +101,12 @@ class RegistrySchemas:
         return schema
 
 
-def _without_logical_types(schema: Any) -> Any:
+def without_logical_types(schema: Any) -> Any:
     """A deep copy of ``schema`` with every ``logicalType`` removed (see the module docstring)."""
     if isinstance(schema, dict):
-        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+        return {k: without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
     if isinstance(schema, list):
-        return [_without_logical_types(s) for s in schema]
+        return [without_logical_types(s) for s in schema]
     return copy.copy(schema)
 
 
@@ -145,7 +145,7 @@ class Decoder:
     _parsed: dict[int, tuple[Any, Any] | None] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._reader = fastavro.parse_schema(_without_logical_types(self.reader_schema))
+        self._reader = fastavro.parse_schema(without_logical_types(self.reader_schema))
         self._names = [f["name"] for f in self.reader_schema["fields"]]
 
     def _schemas_for(self, schema_id: int) -> tuple[Any, Any] | None:
@@ -154,11 +154,16 @@ class Decoder:
             if writer is None:
                 self._parsed[schema_id] = None
             else:
-                parsed = fastavro.parse_schema(_without_logical_types(writer))
+                parsed = fastavro.parse_schema(without_logical_types(writer))
                 same = parsed == self._reader
                 # None as reader schema = no resolution step: markedly faster when writer == reader.
                 self._parsed[schema_id] = (parsed, None if same else self._reader)
         return self._parsed[schema_id]
+
+    def reads_as_reader(self, schema_id: int) -> bool:
+        """True when ``schema_id`` names the reader schema itself (a record decodes with no resolution)."""
+        pair = self._schemas_for(schema_id)
+        return pair is not None and pair[1] is None
 
     def decode(self, message: bytes | None) -> tuple[int | None, dict[str, Any] | None, str | None, str | None]:
         """``(schema_id, record, reason, detail)``: exactly one of record / reason is set."""
