@@ -182,6 +182,10 @@ def launch(settings: Settings) -> None:
             argv += ["--host", settings.bind_host, "--port", str(settings.airflow_api_port), "--workers", "1"]
             ready = lambda: _api_answers(settings)  # noqa: E731
         else:
+            if component in ("scheduler", "triggerer"):
+                # Their log servers bind every interface on fixed ports (8793/8794); all components share one
+                # local log folder, so the api-server reads task logs from disk and the servers are not needed.
+                argv.append("--skip-serve-logs")
             # The api-server's health view shows the component only after its first heartbeat; here it is
             # enough that the process survived its start, the overall health check below waits for the rest.
             ready = lambda c=component: _component_alive(settings, c)  # type: ignore[misc]  # noqa: E731
