@@ -36,6 +36,7 @@ from shoplake.stack import postgres
 from shoplake.warehouse import dbt_runner
 
 sys.path.insert(0, str(get_settings().project_dir))  # tests/integration/raw_loader.py is shared with the tests
+from benchmarks_md import write_section
 from tests.integration import raw_loader
 
 BENCH_DB = "shoplake_dbt_bench"
@@ -89,19 +90,6 @@ def timed_steps(
 
 def step_line(results: list[dbt_runner.StepResult]) -> str:
     return ", ".join(f"{r.step} {r.elapsed:.1f} s" for r in results)
-
-
-def write_section(text: str, path: Path) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it), leaving other sections alone."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = text.rstrip("\n") + "\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + section
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + section + ("\n" + current[end + 1 :] if end != -1 else "")
-    path.write_text(updated)
 
 
 def main() -> int:
@@ -178,7 +166,7 @@ its isolated child (~3-4 CPU s).
 """
     print(text)
     if not args.no_write:
-        write_section(text, base.project_dir / "BENCHMARKS.md")
+        write_section(SECTION, text, base.project_dir / "BENCHMARKS.md")
     return 0
 
 

@@ -31,13 +31,13 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from benchmarks_md import write_section
 
 from shoplake.config import Settings, get_settings
 from shoplake.ingestion.producer import PRODUCER_TUNING
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Ingestion"
 SEED = 42
 START = "2026-01-01T00:00:00Z"
@@ -260,19 +260,6 @@ def render(args: argparse.Namespace, load: str, res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) our section, leaving the other sections untouched."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = doc[end + 1 :] if end != -1 else ""
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=1_000_000, help="transactions for ours and the ceiling")
@@ -304,7 +291,7 @@ def main() -> int:
     text = render(args, load, res)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

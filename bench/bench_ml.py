@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks_md import write_section
+
 from shoplake import stack
 from shoplake.config import Settings, get_settings
 from shoplake.ml import deploy, gates, sample_data, scoring, train, workflow
 from shoplake.ml.extract import Window, load_window, silver_path
 from shoplake.ml.features import build_features
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## ML"
 START = datetime(2026, 1, 5, tzinfo=UTC)
 PER_DAY = 50_000  # the generator's default density
@@ -161,19 +162,6 @@ def render(r: Measured) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) our section, leaving the other sections untouched."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = doc[end + 1 :] if end != -1 else ""
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--transactions", type=int, default=1_000_000, help="training transactions (default 1M)")
@@ -208,7 +196,7 @@ def main() -> int:
     text = render(Measured(result, train_s, cpu_s, runs, load_before, load_average()))
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -23,11 +23,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks_md import write_section
+
 from shoplake import stack
 from shoplake.config import Settings, env_for_children, get_settings
 from shoplake.jvm import artifacts_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Local stack"
 
 
@@ -111,19 +112,6 @@ def render(results: dict[str, list[float]], repeat: int, load: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) our section, leaving the other sections untouched."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = doc[end + 1 :] if end != -1 else ""
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=1)
@@ -143,7 +131,7 @@ def main() -> int:
     text = render(results, args.repeat, load)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

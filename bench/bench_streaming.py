@@ -26,16 +26,15 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
+from benchmarks_md import write_section
 from psycopg import sql
 
 from shoplake.config import Settings, get_settings
 from shoplake.jvm import artifacts_dir, classpath, find_java
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Streaming"
 
 
@@ -167,19 +166,6 @@ def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) our section, leaving the other sections untouched."""
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = doc[end + 1 :] if end != -1 else ""
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    path.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=1_000_000, help="events to produce and process")
@@ -195,7 +181,7 @@ def main() -> int:
     text = render(args.n, load, ceil, res)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 
