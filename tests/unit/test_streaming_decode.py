@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-from pathlib import Path
 from typing import Any
 
-import fastavro
 import pyarrow as pa
 import pytest
 
@@ -23,10 +19,9 @@ from shoplake.streaming.decode import (
     StaticSchemas,
 )
 
-pytestmark = pytest.mark.unit
+from .avro_samples import SCHEMA_FILE, V1, framed, record
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/shoplake/contracts/schemas/transaction-v1.avsc"
-V1: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+pytestmark = pytest.mark.unit
 
 
 def v2_schema() -> dict[str, Any]:
@@ -36,56 +31,28 @@ def v2_schema() -> dict[str, Any]:
     return schema
 
 
-def record(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "transaction_id": "tx-1",
-        "event_time": 1_764_000_000_123,
-        "customer_id": "c-1",
-        "merchant_id": "m-1",
-        "merchant_category": "electronics",
-        "merchant_country": "DE",
-        "amount_cents": 12_345,
-        "currency": "EUR",
-        "payment_method": "card",
-        "channel": "web",
-        "device_id": "d-1",
-        "device_type": "mobile",
-        "ip_address": "10.0.0.1",
-        "ip_country": "DE",
-        "status": "approved",
-        "is_fraud": False,
-        "fraud_pattern": None,
-    }
-    return {**base, **overrides}
-
-
-def framed(schema: dict[str, Any], schema_id: int, rec: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), rec)
-    return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
-
-
 @pytest.fixture
 def decoder() -> Decoder:
     return Decoder(V1, StaticSchemas({1: V1, 2: v2_schema()}))
 
 
 def test_valid_message_decodes_with_event_time_as_epoch_millis(decoder: Decoder) -> None:
-    schema_id, rec, reason, detail = decoder.decode(framed(V1, 1, record()))
+    sent = record(event_time=1_764_000_000_123)  # a non-round millisecond survives the round trip
+    schema_id, rec, reason, detail = decoder.decode(framed(sent))
     assert (schema_id, reason, detail) == (1, None, None)
-    assert rec == record()
+    assert rec == sent
 
 
 def test_newer_writer_is_read_with_the_reader_schema(decoder: Decoder) -> None:
     """A v2 producer's extra field is dropped; the v1 fields come through intact."""
-    _, rec, reason, _ = decoder.decode(framed(v2_schema(), 2, {**record(), "loyalty_tier": "gold"}))
+    _, rec, reason, _ = decoder.decode(framed({**record(), "loyalty_tier": "gold"}, 2, v2_schema()))
     assert reason is None
     assert rec == record()
 
 
 def test_older_writer_gets_defaults_for_new_reader_fields() -> None:
     decoder = Decoder(v2_schema(), StaticSchemas({1: V1}))
-    _, rec, reason, _ = decoder.decode(framed(V1, 1, record()))
+    _, rec, reason, _ = decoder.decode(framed(record()))
     assert reason is None
     assert rec == {**record(), "loyalty_tier": "none"}
 
@@ -108,13 +75,13 @@ def test_framing_poison_is_labelled(decoder: Decoder, message: bytes | None, rea
 
 
 def test_truncated_body_is_labelled(decoder: Decoder) -> None:
-    message = framed(V1, 1, record())
+    message = framed(record())
     _, rec, reason, _ = decoder.decode(message[: len(message) - 7])
     assert (rec, reason) == (None, TRUNCATED_BODY)
 
 
 def test_trailing_bytes_are_labelled(decoder: Decoder) -> None:
-    _, rec, reason, detail = decoder.decode(framed(V1, 1, record()) + b"\x02\x03")
+    _, rec, reason, detail = decoder.decode(framed(record()) + b"\x02\x03")
     assert (rec, reason) == (None, TRAILING_BYTES)
     assert detail == "2 bytes left after the record"
 
@@ -131,12 +98,12 @@ def test_writer_missing_a_reader_field_without_default_is_incompatible() -> None
     writer["fields"] = [f for f in writer["fields"] if f["name"] != "channel"]
     rec = {k: v for k, v in record().items() if k != "channel"}
     decoder = Decoder(V1, StaticSchemas({7: writer}))
-    _, out, reason, _ = decoder.decode(framed(writer, 7, rec))
+    _, out, reason, _ = decoder.decode(framed(rec, 7, writer))
     assert (out, reason) == (None, INCOMPATIBLE_SCHEMA)
 
 
 def test_decode_batch_keeps_input_columns_and_adds_typed_fields(decoder: Decoder) -> None:
-    good = framed(V1, 1, record(fraud_pattern="card_testing", is_fraud=True))
+    good = framed(record(fraud_pattern="card_testing", is_fraud=True))
     batch = pa.RecordBatch.from_pydict(
         {"value": pa.array([good, b"junk"], pa.binary()), "offset": pa.array([10, 11], pa.int64())}
     )

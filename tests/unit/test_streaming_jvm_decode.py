@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import struct
 from collections.abc import Iterator
 from typing import Any
 
-import fastavro
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
@@ -18,7 +15,8 @@ from shoplake.streaming.jvm_decode import decode_frames_fast
 from shoplake.streaming.session import spark_session
 from shoplake.streaming.transforms import decode_frames
 
-from .test_streaming_transforms import V1, bronze_df, framed, record
+from .avro_samples import V1, framed, record
+from .test_streaming_transforms import bronze_df
 
 pytestmark = pytest.mark.unit
 
@@ -34,9 +32,7 @@ def spark() -> Iterator[SparkSession]:
 
 
 def framed_v2(rec: dict[str, Any], schema_id: int) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(V2), {**rec, "coupon": "X"})
-    return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
+    return framed({**rec, "coupon": "X"}, schema_id, V2)
 
 
 def bad_utf8(rec: dict[str, Any]) -> bytes:

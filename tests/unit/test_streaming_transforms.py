@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
-import struct
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
-import fastavro
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
@@ -31,46 +25,16 @@ from shoplake.streaming.transforms import (
     validate,
 )
 
+from .avro_samples import EVENT_MS, V1, framed, record
+
 pytestmark = pytest.mark.unit
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/shoplake/contracts/schemas/transaction-v1.avsc"
-V1: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
 KAFKA_TS = dt.datetime(2026, 11, 27, 12, 0, 5, tzinfo=dt.UTC)
-EVENT_MS = int(dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
-
-
-def record(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "transaction_id": "tx-1",
-        "event_time": EVENT_MS,
-        "customer_id": "c-1",
-        "merchant_id": "m-1",
-        "merchant_category": "electronics",
-        "merchant_country": "DE",
-        "amount_cents": 12_345,
-        "currency": "EUR",
-        "payment_method": "card",
-        "channel": "web",
-        "device_id": "d-1",
-        "device_type": "mobile",
-        "ip_address": "10.0.0.1",
-        "ip_country": "DE",
-        "status": "approved",
-        "is_fraud": False,
-        "fraud_pattern": None,
-    }
-    return {**base, **overrides}
-
-
-def framed(rec: dict[str, Any], schema_id: int = 1) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(V1), rec)
-    return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
 
 
 def bronze_df(spark: SparkSession, values: list[bytes | None]) -> DataFrame:
