@@ -71,3 +71,41 @@ def test_sigkill_fallback_for_a_daemon_that_ignores_sigterm(tmp_path: Path) -> N
     pid = process.start(tmp_path, spec, lambda: "ready" in log.read_text(), timeout=30)
     assert process.stop(tmp_path, "stubborn", timeout=1) is True
     assert not process.pid_alive(pid)
+
+
+def test_two_concurrent_starts_of_one_service_launch_it_once(tmp_path: Path) -> None:
+    """Two ``shoplake up`` at once: the second waits for the first and finds the service healthy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoplake.config import Settings
+    from shoplake.stack import control
+    from shoplake.stack.service import Health, Proc, Service
+
+    port = free_port()
+    settings = Settings.from_env({"SHOPLAKE_HOME": str(tmp_path)})
+    launches: list[int] = []
+
+    def launch(_: Settings) -> None:
+        spec = ProcessSpec("tiny", [sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(port)], cwd=tmp_path)
+        launches.append(process.start(tmp_path, spec, lambda: process.port_open("127.0.0.1", port), timeout=30))
+
+    def health(_: Settings) -> Health:
+        up = process.port_open("127.0.0.1", port)
+        return Health(up, "listening" if up else "down")
+
+    svc = Service(
+        name="tiny",
+        requires=(),
+        processes=(Proc("tiny"),),
+        address=lambda _: f"127.0.0.1:{port}",
+        ports=lambda _: [process.PortClaim(port, "TINY_PORT")],
+        health=health,
+        launch=launch,
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = sorted(pool.map(lambda _: control.start_service(settings, svc), range(2)))
+        assert results == [False, True], "exactly one of the two starts launched the service"
+        assert len(launches) == 1
+    finally:
+        process.stop(tmp_path, "tiny", timeout=10)

@@ -8,8 +8,10 @@ anything else is reported with the setting that moves it, before any process is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +65,28 @@ def _stop(settings: Settings, svc: Service) -> None:
         process.stop(settings.home, proc.name, STOP_TIMEOUT, proc.stop_signal)
 
 
+@contextmanager
+def _start_lock(settings: Settings, name: str) -> Iterator[None]:
+    """Hold ``{home}/run/<name>.start.lock`` exclusively.
+
+    Two ``shoplake up`` commands at once (a developer's shell and a test session, say) would otherwise both
+    see the service down and both launch it; the second then fails on the ports or, worse, replaces the
+    first one's pidfile. With the lock, the second waits and finds the service healthy: a no-op.
+    """
+    lock_path = process.pidfile_path(settings.home, name).with_suffix(".start.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def start_service(settings: Settings, svc: Service) -> bool:
     """Bring one service up; True when something was started (False = it was already healthy)."""
+    with _start_lock(settings, svc.name):
+        return _start_unlocked(settings, svc)
+
+
+def _start_unlocked(settings: Settings, svc: Service) -> bool:
     started = False
     if not svc.health(settings).ok:
         if _pids(settings, svc):
