@@ -1,0 +1,46 @@
+"""Fault injection for the fault-tolerance tests: stop and restart one real service of the local stack.
+
+Services are stopped through the stack's own supervisor (:mod:`shoplake.stack.process`, by pidfile, so
+only this stack's processes are ever signalled) and started again with :func:`shoplake.stack.up`, which
+waits for the service's real health check. Unlike ``shoplake down`` these helpers stop exactly one service,
+not its dependents (stopping PostgreSQL must not take MLflow with it: the fault is the database alone).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+from shoplake import stack as local_stack
+from shoplake.config import Settings
+from shoplake.stack import process, service
+
+STOP_TIMEOUT = 60.0
+
+
+def stop(settings: Settings, name: str, sig: signal.Signals | None = None) -> None:
+    """Stop every process of service ``name`` (its own stop signal unless ``sig``, e.g. SIGKILL, is given)."""
+    for proc in reversed(service.get(name).processes):
+        process.stop(settings.home, proc.name, STOP_TIMEOUT, sig or proc.stop_signal)
+    assert not service.get(name).health(settings).ok, f"{name} still healthy after being stopped"
+
+
+def start(settings: Settings, name: str) -> None:
+    """Start service ``name`` again and wait until it is healthy."""
+    local_stack.up(settings, [name])
+    assert service.get(name).health(settings).ok
+
+
+def restart(settings: Settings, name: str, sig: signal.Signals | None = None) -> None:
+    stop(settings, name, sig)
+    start(settings, name)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.1) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``what`` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
