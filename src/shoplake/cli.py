@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, iso_instant_with_zone, number_in
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
 from shoplake.warehouse import dbt_runner
@@ -120,7 +121,7 @@ def _add_stack_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.set_defaults(handler=_cmd_status)
     p = sub.add_parser("logs", help="last lines of a service's log")
     p.add_argument("service", metavar="SERVICE")
-    p.add_argument("-n", "--lines", type=int, default=50, help="number of lines (default 50)")
+    p.add_argument("-n", "--lines", type=int_in(1, 100_000), default=50, help="number of lines (default 50)")
     p.set_defaults(handler=_cmd_logs)
 
 
@@ -132,10 +133,11 @@ def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
     """Catch-up (--once) or continuous streaming in the foreground."""
     from shoplake.streaming import service
 
+    queries = tuple(args.query) if args.query else None
     if args.once:
-        print(json.dumps(service.run_once(settings), indent=2))
+        print(json.dumps(service.run_once(settings, queries=queries), indent=2))
     else:
-        service.run_forever(settings)
+        service.run_forever(settings, queries=queries)
     return 0
 
 
@@ -183,6 +185,12 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     ssub = stream.add_subparsers(dest="stream_command", required=True)
     p = ssub.add_parser("run", help="run in the foreground (continuous; --once = catch-up and exit)")
     p.add_argument("--once", action="store_true", help="process everything available now, then exit")
+    p.add_argument(
+        "--query",
+        action="append",
+        choices=["bronze", "silver", "warehouse", "gold", "scorer"],
+        help="run only this query (repeatable); `--query scorer` = the streaming fraud scorer",
+    )
     p.set_defaults(handler=_cmd_stream_run)
     p = ssub.add_parser("start", help="start the supervised continuous runner in the background")
     p.set_defaults(handler=_cmd_stream_start)
@@ -191,7 +199,9 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p = ssub.add_parser("status", help="runner state and last progress per query; exit 1 if not running")
     p.set_defaults(handler=_cmd_stream_status)
     p = ssub.add_parser("maintain", help="compact (OPTIMIZE) and VACUUM the streaming Delta tables")
-    p.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention, >= 168 (default 168)")
+    p.add_argument(
+        "--retention-hours", type=int_in(0, 87_600), default=168, help="VACUUM retention, >= 168 (default 168)"
+    )
     p.add_argument("--no-vacuum", action="store_true", help="only compact")
     p.set_defaults(handler=_cmd_stream_maintain)
 
@@ -249,7 +259,7 @@ def _add_warehouse_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.set_defaults(handler=_cmd_warehouse_freshness)
     p = wsub.add_parser("docs", help="generate the dbt docs site (--serve: serve it locally)")
     p.add_argument("--serve", action="store_true", help="serve the site on SHOPLAKE_BIND_HOST (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8580, help="port for --serve (default 8580)")
+    p.add_argument("--port", type=PORT, default=8580, help="port for --serve (default 8580)")
     p.set_defaults(handler=_cmd_warehouse_docs)
 
 
@@ -300,11 +310,21 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_ingest_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="generate transactions and deliver them to Kafka (Avro, schema registry)")
-    p.add_argument("--transactions", "-n", type=int, required=True, help="number of transactions (> 0)")
-    p.add_argument("--seed", type=int, default=42, help="world seed: same seed, same customers/merchants")
-    p.add_argument("--start", help="event-time start, ISO-8601 with timezone (default: today 00:00 UTC)")
+    p.add_argument("--transactions", "-n", type=int_in(1, MAX_SEED), required=True, help="number of transactions (> 0)")
+    p.add_argument(
+        "--seed", type=int_in(0, MAX_SEED), default=42, help="world seed: same seed, same customers/merchants"
+    )
+    p.add_argument(
+        "--start",
+        type=iso_instant_with_zone,
+        help="event-time start, ISO-8601 with timezone (default: today 00:00 UTC)",
+    )
     p.add_argument("--run-key", help="logical run id; same key -> same transaction ids (default: start/seed/N)")
-    p.add_argument("--span-hours", type=float, help="event-time window (default: N at 50k transactions/day)")
+    p.add_argument(
+        "--span-hours",
+        type=number_in(0, 3660 * 24, low_inclusive=False),
+        help="event-time window (default: N at 50k transactions/day)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip reading the topic back afterwards")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(handler=_cmd_ingest)
@@ -323,7 +343,10 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         thresholds = gates.GateThresholds.from_settings(
             settings, min_precision=args.min_precision, min_recall=args.min_recall, min_f1=args.min_f1
         )
-        result = workflow.train_and_evaluate(settings, window, seed=args.seed)
+        from shoplake.lineage import job_run
+
+        with job_run(settings, "ml"):
+            result = workflow.train_and_evaluate(settings, window, seed=args.seed)
     except (ValueError, extract.ExtractError) as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
@@ -348,18 +371,31 @@ def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_ml_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", help="train the fraud model out of time, register it, deploy if the gates pass")
-    p.add_argument("--start", help="window start, ISO date/time UTC (default: --days before --end)")
-    p.add_argument("--end", help="window end (exclusive), ISO date/time UTC (default: just after the latest event)")
-    p.add_argument("--days", type=float, default=28.0, help="default window length in days (default 28)")
-    p.add_argument("--seed", type=int, default=42, help="random seed of the forest (default 42)")
-    p.add_argument("--min-precision", type=float, help="override ML_MIN_PRECISION for this deployment")
-    p.add_argument("--min-recall", type=float, help="override ML_MIN_RECALL for this deployment")
-    p.add_argument("--min-f1", type=float, help="override ML_MIN_F1 for this deployment")
+    p.add_argument("--start", type=iso_instant, help="window start, ISO date/time UTC (default: --days before --end)")
+    p.add_argument(
+        "--end",
+        type=iso_instant,
+        help="window end (exclusive), ISO date/time UTC (default: just after the latest event)",
+    )
+    p.add_argument(
+        "--days",
+        type=number_in(0, 3660, low_inclusive=False),
+        default=28.0,
+        help="default window length in days (default 28)",
+    )
+    p.add_argument("--seed", type=int_in(0, MAX_ML_SEED), default=42, help="random seed of the forest (default 42)")
+    p.add_argument("--min-precision", type=number_in(0, 1), help="override ML_MIN_PRECISION for this deployment")
+    p.add_argument("--min-recall", type=number_in(0, 1), help="override ML_MIN_RECALL for this deployment")
+    p.add_argument("--min-f1", type=number_in(0, 1), help="override ML_MIN_F1 for this deployment")
     p.add_argument("--no-deploy", action="store_true", help="register the candidate but do not try to deploy it")
     p.set_defaults(handler=_cmd_train)
     p = sub.add_parser("score", help="batch-score silver transactions with models:/fraud-detection-model@production")
-    p.add_argument("--start", help="window start, ISO date/time UTC (default: the last day of data)")
-    p.add_argument("--end", help="window end (exclusive), ISO date/time UTC (default: just after the latest event)")
+    p.add_argument("--start", type=iso_instant, help="window start, ISO date/time UTC (default: the last day of data)")
+    p.add_argument(
+        "--end",
+        type=iso_instant,
+        help="window end (exclusive), ISO date/time UTC (default: just after the latest event)",
+    )
     p.set_defaults(handler=_cmd_score)
 
 
@@ -397,15 +433,72 @@ def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="arguments for the airflow CLI")
     p.set_defaults(handler=_cmd_airflow)
     p = sub.add_parser("demo", help="stack up + ingestion -> streaming -> dbt -> ML -> health report via Airflow")
-    p.add_argument("-n", "--transactions", type=int, default=5_000, help="transactions to ingest (default 5000)")
-    p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
-    p.add_argument("--start", default="2026-01-05T00:00:00Z", help="event-time start (ISO-8601 with zone)")
-    p.add_argument("--days", type=float, default=21.0, help="event-time days the transactions cover (default 21)")
+    p.add_argument(
+        "-n", "--transactions", type=int_in(1, MAX_SEED), default=5_000, help="transactions to ingest (default 5000)"
+    )
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=42, help="generator seed (default 42)")
+    p.add_argument(
+        "--start",
+        type=iso_instant_with_zone,
+        default="2026-01-05T00:00:00Z",
+        help="event-time start (ISO-8601 with zone)",
+    )
+    p.add_argument(
+        "--days",
+        type=number_in(0, 3660, low_inclusive=False),
+        default=21.0,
+        help="event-time days the transactions cover (default 21)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_cmd_demo)
 
 
 # ---- end of Airflow / demo block -----------------------------------------------------------------------------
+
+
+# ---- monitoring block (helper D, session 2): shoplake report / dq ----------------------------------------------
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the health report (JSON + HTML); exit 1 when its status is FAIL."""
+    from datetime import UTC, datetime
+
+    from shoplake.monitoring import report
+
+    result = report.run(settings, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(result.content, indent=2, default=str))
+    else:
+        print(f"status {result.status}: {result.path} (HTML: {result.path.parent / 'latest.html'})")
+        for line in result.problems + list(result.content["warnings"]):
+            print(f"  {line}")
+    return 0 if result.healthy else 1
+
+
+def _cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
+    """Audit silver and the layer volumes, store the results; exit 1 (and alert) when a check fails."""
+    from datetime import UTC, datetime
+
+    from shoplake.quality import audit
+    from shoplake.streaming.config import load_streaming_config
+
+    try:
+        run = audit.publish_gate(settings, load_streaming_config(settings), datetime.now(UTC))
+    except audit.DataQualityError as exc:
+        print(f"shoplake: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(run.as_dict(), indent=2) if args.json else f"data quality passed ({len(run.checks)} checks)")
+    return 0
+
+
+def _add_monitoring_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="health report (Delta, lag, warehouse, model, DQ, lineage): JSON + HTML")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.set_defaults(handler=_cmd_report)
+    p = sub.add_parser("dq", help="data-quality audit of silver (nulls, ranges, uniqueness, references, volumes)")
+    p.add_argument("--json", action="store_true", help="print every check as JSON")
+    p.set_defaults(handler=_cmd_dq)
+
+
+# ---- end of monitoring block -----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -421,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_commands(sub)
     _add_ml_commands(sub)
     _add_demo_commands(sub)
+    _add_monitoring_commands(sub)
 
     return parser
 

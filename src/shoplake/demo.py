@@ -191,6 +191,11 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     from shoplake import stack
     from shoplake.airflow.rest import AirflowClient, base_url
 
+    if options.num_transactions > settings.ingest_max_transactions:  # the DAG's Param would refuse it too late
+        raise DemoError(
+            f"{options.num_transactions:,} transactions exceed INGEST_MAX_TRANSACTIONS="
+            f"{settings.ingest_max_transactions:,}; nothing was started"
+        )
     started = time.monotonic()
     _check_no_continuous_runner(settings)  # before anything is ingested
     rec = _Recorder(say)
