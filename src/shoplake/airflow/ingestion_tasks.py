@@ -8,6 +8,7 @@ checks that every partition's end offset grew by exactly what was delivered.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,9 @@ def event_window(conf_start: str | None, span_days: float | None, run_after: dat
     ``span_days`` back), so a scheduled run never produces events from the future; with a start and no
     span the generator's density decides the span.
     """
+    if span_days is not None and not (isinstance(span_days, int | float) and math.isfinite(span_days)):
+        # JSON Schema lets NaN through every bound (json.loads accepts NaN in `dags trigger --conf`).
+        raise ValueError(f"span_days must be a finite number of days, got {span_days!r}")
     span = timedelta(days=span_days) if span_days is not None else None
     if conf_start:
         return conf_start, span

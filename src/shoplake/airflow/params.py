@@ -16,6 +16,10 @@ from shoplake.config import Settings
 DEFAULT_NUM_TRANSACTIONS: Final = 1_000
 NUM_TRANSACTIONS_VARIABLE: Final = "data_platform_num_transactions"
 SEED_DEFAULT: Final = 42
+MAX_SEED: Final = 2**63 - 1  # the generator's seed range (numpy's SeedSequence takes any, Kafka ids do not)
+# Month 01-12, day 01-31, hour 00-23, minute/second 00-59: "2026-13-45" is refused with the run, not by a task.
+_DATE: Final = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_TIME: Final = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?"
 
 
 def ingestion_params(settings: Settings) -> dict[str, Param]:
@@ -30,11 +34,17 @@ def ingestion_params(settings: Settings) -> dict[str, Param]:
                 f"{NUM_TRANSACTIONS_VARIABLE}, else {DEFAULT_NUM_TRANSACTIONS}"
             ),
         ),
-        "seed": Param(SEED_DEFAULT, type="integer", minimum=0, description="generator seed (same seed = same data)"),
+        "seed": Param(
+            SEED_DEFAULT,
+            type="integer",
+            minimum=0,
+            maximum=MAX_SEED,
+            description="generator seed (same seed = same data)",
+        ),
         "start": Param(
             None,
             type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
+            pattern=rf"^{_DATE}T{_TIME}(Z|[+-]\d{{2}}:\d{{2}})$",
             description="event-time start, ISO-8601 with zone (empty = span_days, default 1 h, before the run was due)",
         ),
         "span_days": Param(
@@ -77,7 +87,7 @@ def gate_override(name: str, raw: str | None) -> float | None:
     return value
 
 
-_ISO = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"
+_ISO = rf"^{_DATE}(T{_TIME}(Z|[+-]\d{{2}}:\d{{2}})?)?$"
 
 
 def training_params() -> dict[str, Param]:
