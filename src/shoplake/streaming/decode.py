@@ -28,6 +28,9 @@ import requests
 
 MAGIC_BYTE: Final = 0
 HEADER_SIZE: Final = 5
+# Registry ids are signed 32-bit: a header naming a larger id cannot refer to a schema (and would not fit
+# the int32 ``schema_id`` column), so it is refused without asking the registry.
+MAX_SCHEMA_ID: Final = 2**31 - 1
 
 # Reason codes of messages that never became a record (validation reasons are in transforms.py).
 NOT_AVRO_FRAMED: Final = "not_avro_framed"
@@ -173,6 +176,8 @@ class Decoder:
         if message[0] != MAGIC_BYTE:
             return None, None, NOT_AVRO_FRAMED, f"magic byte {message[0]:#04x}, expected 0x00"
         schema_id = int.from_bytes(message[1:HEADER_SIZE], "big")
+        if schema_id > MAX_SCHEMA_ID:
+            return None, None, UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is beyond the signed 32-bit id range"
         pair = self._schemas_for(schema_id)
         if pair is None:
             return schema_id, None, UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not in the registry"
