@@ -5,6 +5,11 @@ COPYed into a temporary table and merged with ``INSERT .. ON CONFLICT (transacti
 replayed batch (after a crash, or a rewound checkpoint) rewrites identical rows, never adds any. COPY in
 CSV produced by Arrow keeps the load at native speed; identifiers go through ``psycopg.sql``, values only
 through COPY, never through string formatting.
+
+A PostgreSQL restart during a batch is retried (:mod:`shoplake.retry`: connection errors only, bounded,
+logged): the whole COPY + merge is one transaction, so an interrupted attempt leaves nothing behind and the
+retry writes the batch exactly once. Only when the database stays down does the batch - and with it the
+streaming query - fail, and the next run replays it from the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
+
+from shoplake.retry import is_postgres_connection_error, retry_transient
 
 KEY: Final = "transaction_id"
 
@@ -67,6 +74,14 @@ class WarehouseTable:
 
 def ensure_table(target: WarehouseTable) -> None:
     """Create the schema and table if missing (idempotent; safe to call at every job start)."""
+    retry_transient(
+        lambda: _ensure_table(target),
+        what=f"creating {target.schema}.{target.table}",
+        is_transient=is_postgres_connection_error,
+    )
+
+
+def _ensure_table(target: WarehouseTable) -> None:
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in COLUMN_TYPES.items()
     )
@@ -94,6 +109,7 @@ def upsert(target: WarehouseTable, rows: pa.Table, columns: Sequence[str] = tupl
     """Upsert ``rows`` (silver columns) keyed on ``transaction_id``; returns the rows inserted or changed.
 
     Unchanged rows are left alone (``IS DISTINCT FROM``), so a replay does not even bump ``loaded_at``.
+    A dropped connection is retried with backoff (the transaction rolled back, so the retry is exact).
     """
     if rows.num_rows == 0:
         return 0
@@ -101,6 +117,15 @@ def upsert(target: WarehouseTable, rows: pa.Table, columns: Sequence[str] = tupl
     if missing:
         raise ValueError(f"rows lack warehouse columns {missing}")
     data = _csv_bytes(rows.select(list(columns)))
+    return retry_transient(
+        lambda: _merge(target, data, columns),
+        what=f"upserting {rows.num_rows} rows into {target.schema}.{target.table}",
+        is_transient=is_postgres_connection_error,
+    )
+
+
+def _merge(target: WarehouseTable, data: bytes, columns: Sequence[str]) -> int:
+    """COPY ``data`` (CSV of ``columns``) into a temporary table and merge it, all in one transaction."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     stage = sql.Identifier("_shoplake_stage")
     non_key = [c for c in columns if c != KEY]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings, env_for_children
+from shoplake.retry import is_postgres_connection_error, retry_transient
 
 # Statuses dbt reports for a node that did not do its job (``warn`` is reported but is not a failure).
 FAILED_STATUSES: Final = frozenset({"error", "fail", "runtime error"})
@@ -49,6 +50,18 @@ SAMPLE_ROWS: Final = 3
 SAMPLE_WIDTH: Final = 240
 # Tables the project reads; check_connection fails early and clearly when the sink has not created them.
 SOURCE_TABLES: Final = ("raw.transactions",)
+# Lower-case fragments of libpq/PostgreSQL messages that mean "the server went away or is not up yet".
+CONNECTION_ERROR_MARKERS: Final = (
+    "connection refused",
+    "could not connect to server",
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "connection already closed",
+    "no connection to the server",
+)
 
 
 class WarehouseError(RuntimeError):
@@ -300,7 +313,32 @@ def step_result(step: DbtStep, record: Mapping[str, Any], manifest: Mapping[str,
 
 
 def run_steps(settings: Settings, steps: Sequence[DbtStep]) -> list[StepResult]:
-    """Run ``steps`` in one isolated dbt child; stop at the first failure and raise DbtStepError for it."""
+    """Run ``steps`` in one isolated dbt child; stop at the first failure and raise DbtStepError for it.
+
+    A step that failed because PostgreSQL went away (restart, crash) is retried with backoff from that
+    step on (:mod:`shoplake.retry`); the steps before it are not repeated. This is safe because every step
+    is idempotent: seeds and table models are rebuilt, incremental marts merge on their unique keys.
+    """
+    done: list[StepResult] = []
+    retry_transient(
+        lambda: _run_remaining(settings, steps, done),
+        what=f"dbt ({', '.join(step.name for step in steps)})",
+        is_transient=is_connection_failure,
+    )
+    return done
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when a dbt step failed because the database connection failed (not because of SQL or data)."""
+    if not isinstance(exc, DbtStepError):
+        return False
+    texts = [exc.result.error or "", *(node.message or "" for node in exc.result.failures)]
+    return any(marker in text.lower() for text in texts for marker in CONNECTION_ERROR_MARKERS)
+
+
+def _run_remaining(settings: Settings, steps: Sequence[DbtStep], done: list[StepResult]) -> None:
+    """Run the steps not yet in ``done``, appending each success to it (so a retry resumes, not restarts)."""
+    steps = steps[len(done) :]
     paths = DbtPaths.of(settings)
     if not (paths.project_dir / "dbt_project.yml").is_file():
         raise WarehouseError(f"no dbt project at {paths.project_dir} (expected dbt_project.yml)")
@@ -324,6 +362,7 @@ def run_steps(settings: Settings, steps: Sequence[DbtStep]) -> list[StepResult]:
             result = _with_samples(settings, result, record.get("run_results"))
             raise DbtStepError(result)
         results.append(result)
+        done.append(result)
     if len(results) < len(steps):
         missing = steps[len(results)]
         raise DbtStepError(
@@ -335,7 +374,6 @@ def run_steps(settings: Settings, steps: Sequence[DbtStep]) -> list[StepResult]:
                 error=f"the dbt child process exited with code {proc.returncode} before reporting this step",
             )
         )
-    return results
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -381,11 +419,17 @@ def check_connection(settings: Settings) -> StepResult:
 
     started = time.monotonic()
     where = f"{settings.postgres_user}@{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}"
-    try:
+
+    def missing_sources() -> list[str]:
         with psycopg.connect(settings.postgres_dsn(), connect_timeout=10) as conn:
-            missing = [
+            return [
                 name for name in SOURCE_TABLES if conn.execute("select to_regclass(%s)", (name,)).fetchone() == (None,)
             ]
+
+    try:
+        missing = retry_transient(
+            missing_sources, what=f"connecting to PostgreSQL {where}", is_transient=is_postgres_connection_error
+        )
     except psycopg.Error as exc:
         raise WarehouseError(f"cannot connect to PostgreSQL {where}: {str(exc).strip()}") from exc
     if missing:
