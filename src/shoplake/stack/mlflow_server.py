@@ -32,16 +32,20 @@ def server_argv(settings: Settings) -> list[str]:
         str(settings.mlflow_port),
         "--workers",
         "1",
-        "--backend-store-uri",
-        settings.sqlalchemy_url(settings.mlflow_db),
         "--serve-artifacts",
         "--artifacts-destination",
         str(settings.mlflow_artifact_root),
     ]
 
 
-def server_env(base: dict[str, str]) -> dict[str, str]:
-    return {**base, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+def server_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """The backend store URI carries the PostgreSQL password: it goes in the environment (readable by the
+    owner only), never on the command line, which every local user can read in ``ps`` and /proc."""
+    return {
+        **base,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_BACKEND_STORE_URI": settings.sqlalchemy_url(settings.mlflow_db),
+    }
 
 
 def health(settings: Settings) -> Health:
@@ -61,7 +65,7 @@ def launch(settings: Settings) -> None:
     settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
     state = settings.home / "mlflow"
     state.mkdir(parents=True, exist_ok=True)
-    spec = ProcessSpec(name=NAME, argv=server_argv(settings), env=server_env(dict(os.environ)), cwd=state)
+    spec = ProcessSpec(name=NAME, argv=server_argv(settings), env=server_env(settings, dict(os.environ)), cwd=state)
     process.start(settings.home, spec, lambda: health(settings).ok, settings.service_start_timeout, "MLflow")
 
 
