@@ -399,9 +399,13 @@ def _with_samples(settings: Settings, result: StepResult, run_results: Mapping[s
 
 def _sample(settings: Settings, sql: str) -> tuple[dict[str, Any], ...]:
     import psycopg
+    from psycopg import sql as pgsql
     from psycopg.rows import dict_row
 
-    query = f"select * from ({sql.strip().rstrip(';')}) as failing_rows limit {SAMPLE_ROWS}"
+    # The compiled test is the project's own SQL (trusted code); it is composed, never formatted, with values.
+    query = pgsql.SQL("select * from ({}) as failing_rows limit {}").format(
+        pgsql.SQL(sql.strip().rstrip(";")), pgsql.Literal(SAMPLE_ROWS)
+    )
     try:
         with psycopg.connect(settings.postgres_dsn(), connect_timeout=5, row_factory=dict_row) as conn:
             return tuple(conn.execute(query).fetchall())
