@@ -1,9 +1,9 @@
 """Defaults every Shoplake DAG shares: owner, retries with exponential backoff, alert callbacks, deadlines.
 
-Values come from the settings (``ALERT_WEBHOOK_URL``, ``ALERT_EMAILS``) so a DAG file never branches on the
-environment. E-mail: the seed's ``email_on_failure``/``email_on_retry`` task arguments are deprecated in
-Airflow 3, so failures and retries notify the addresses through the SMTP provider's notifier instead (on
-success: nothing).
+Alerts go through :mod:`shoplake.airflow.alerts` -> :mod:`shoplake.monitoring.notify` (Slack, PagerDuty,
+e-mail as the settings say), so a DAG file never branches on the environment. The seed's
+``email_on_failure``/``email_on_retry`` task arguments are deprecated in Airflow 3: ``ALERT_EMAILS`` is one of
+the notifier's channels instead (on success: nothing).
 """
 
 from __future__ import annotations
@@ -23,19 +23,6 @@ RETRY_DELAY: Final = timedelta(seconds=30)
 MAX_RETRY_DELAY: Final = timedelta(minutes=10)
 
 
-def _email_notifier(settings: Settings, kind: str) -> list[Any]:
-    if not settings.alert_emails:
-        return []
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    return [
-        SmtpNotifier(
-            to=list(settings.alert_emails),
-            subject=f"[shoplake] {kind}: {{{{ ti.dag_id }}}}.{{{{ ti.task_id }}}}",
-        )
-    ]
-
-
 def default_args(settings: Settings, **overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": OWNER,
@@ -43,8 +30,8 @@ def default_args(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": MAX_RETRY_DELAY,
-        "on_failure_callback": [alerts.on_failure, *_email_notifier(settings, "task failed")],
-        "on_retry_callback": [alerts.on_retry, *_email_notifier(settings, "task up for retry")],
+        "on_failure_callback": [alerts.on_failure],
+        "on_retry_callback": [alerts.on_retry],
     }
     args.update(overrides)
     return args
