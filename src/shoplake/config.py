@@ -98,15 +98,8 @@ class Settings:
     alert_emails: tuple[str, ...] = ()  # recipients of Airflow's failure/retry e-mails; empty = none
     airflow_parallelism: int = 2  # concurrent task slots of the local scheduler (2 cores)
     health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
-    # Alert channels of shoplake.monitoring.notify (each off while its setting is empty)
-    pagerduty_routing_key: str = ""  # PagerDuty Events API v2 integration key; empty = no PagerDuty events
-    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
-    alert_smtp_host: str = "localhost"  # SMTP relay for ALERT_EMAILS
-    alert_smtp_port: int = 25
-    alert_smtp_from: str = "shoplake@localhost"
-    alert_smtp_user: str = ""  # set = STARTTLS + login with ALERT_SMTP_PASSWORD
-    alert_smtp_password: str = ""
-    alert_dry_run: bool = False  # record alerts in $SHOPLAKE_HOME/alerts/outbox.jsonl instead of sending them
+    delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
+    kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
 
     # ---- derived values -------------------------------------------------------------------------------
     @property
@@ -164,8 +157,7 @@ class Settings:
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            secret = "password" in f.name or f.name == "pagerduty_routing_key"
-            out[f.name] = "***" if secret and value else str(value)
+            out[f.name] = "***" if "password" in f.name and value else str(value)
         return out
 
     # ---- construction -----------------------------------------------------------------------------------
@@ -283,15 +275,15 @@ class Settings:
             health_max_table_age_hours=typed(
                 "HEALTH_MAX_TABLE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"
             ),
-            pagerduty_routing_key=e.get("PAGERDUTY_ROUTING_KEY", "").strip(),
-            pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue"),
-            alert_smtp_host=get("ALERT_SMTP_HOST", "localhost"),
-            alert_smtp_port=port("ALERT_SMTP_PORT", 25),
-            alert_smtp_from=get("ALERT_SMTP_FROM", "shoplake@localhost"),
-            alert_smtp_user=get("ALERT_SMTP_USER", ""),
-            alert_smtp_password=e.get("ALERT_SMTP_PASSWORD", ""),
-            alert_dry_run=typed(
-                "ALERT_DRY_RUN", "false", _boolean, lambda v: True, "must be true/false (also 1/0, yes/no)"
+            delta_min_free_mb=typed(
+                "DELTA_MIN_FREE_MB", "512", int, lambda v: v >= 0, "must be a non-negative number of MiB"
+            ),
+            kafka_brokers=typed(
+                "KAFKA_BROKERS",
+                "1",
+                int,
+                lambda v: 1 <= v <= min(9, len(bootstrap.split(","))),
+                "must be an integer 1-9, with one KAFKA_BOOTSTRAP_SERVERS entry per local broker",
             ),
         )
         for name, value in (("ML_EXPERIMENT", settings.ml_experiment), ("ML_MODEL_NAME", settings.ml_model_name)):
@@ -343,16 +335,6 @@ def _emails(raw: str, errors: list[str]) -> tuple[str, ...]:
         errors.append(f"ALERT_EMAILS={raw!r}: not e-mail addresses: {', '.join(bad)}")
         return ()
     return out
-
-
-def _boolean(raw: str) -> bool:
-    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); anything else is a ValueError."""
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off", ""):
-        return False
-    raise ValueError(raw)
 
 
 def _port_of(server: str, default: int) -> int:
