@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, iso_instant_with_zone, number_in
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
-from shoplake.streaming.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -337,7 +336,10 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         thresholds = gates.GateThresholds.from_settings(
             settings, min_precision=args.min_precision, min_recall=args.min_recall, min_f1=args.min_f1
         )
-        result = workflow.train_and_evaluate(settings, window, seed=args.seed)
+        from shoplake.lineage import job_run
+
+        with job_run(settings, "ml"):
+            result = workflow.train_and_evaluate(settings, window, seed=args.seed)
     except (ValueError, extract.ExtractError) as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
@@ -447,6 +449,51 @@ def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 # ---- end of Airflow / demo block -----------------------------------------------------------------------------
 
 
+# ---- monitoring block (helper D, session 2): shoplake report / dq ----------------------------------------------
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the health report (JSON + HTML); exit 1 when its status is FAIL."""
+    from datetime import UTC, datetime
+
+    from shoplake.monitoring import report
+
+    result = report.run(settings, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(result.content, indent=2, default=str))
+    else:
+        print(f"status {result.status}: {result.path} (HTML: {result.path.parent / 'latest.html'})")
+        for line in result.problems + list(result.content["warnings"]):
+            print(f"  {line}")
+    return 0 if result.healthy else 1
+
+
+def _cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
+    """Audit silver and the layer volumes, store the results; exit 1 (and alert) when a check fails."""
+    from datetime import UTC, datetime
+
+    from shoplake.quality import audit
+    from shoplake.streaming.config import load_streaming_config
+
+    try:
+        run = audit.publish_gate(settings, load_streaming_config(settings), datetime.now(UTC))
+    except audit.DataQualityError as exc:
+        print(f"shoplake: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(run.as_dict(), indent=2) if args.json else f"data quality passed ({len(run.checks)} checks)")
+    return 0
+
+
+def _add_monitoring_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="health report (Delta, lag, warehouse, model, DQ, lineage): JSON + HTML")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.set_defaults(handler=_cmd_report)
+    p = sub.add_parser("dq", help="data-quality audit of silver (nulls, ranges, uniqueness, references, volumes)")
+    p.add_argument("--json", action="store_true", help="print every check as JSON")
+    p.set_defaults(handler=_cmd_dq)
+
+
+# ---- end of monitoring block -----------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -460,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_commands(sub)
     _add_ml_commands(sub)
     _add_demo_commands(sub)
+    _add_monitoring_commands(sub)
 
     return parser
 
@@ -471,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         handler: Handler = args.handler
         return handler(args, settings)
-    except (ConfigError, MissingDependencyError, StorageError) as exc:
+    except (ConfigError, MissingDependencyError) as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,6 @@ Invalid values fail fast with :class:`ConfigError`, naming every offending varia
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
@@ -94,19 +93,30 @@ class Settings:
     ml_model_name: str
     # Service start-up deadline (seconds) for health checks
     service_start_timeout: float
-    # Spark standalone cluster (``shoplake up spark``; jobs use it with SPARK_MASTER=spark://host:port)
-    spark_master_port: int = 7077
-    spark_master_webui_port: int = 8090  # worker i serves its UI on this port + i
-    spark_worker_instances: int = 2
-    spark_worker_cores: int = 1
-    spark_worker_memory: str = "1g"
     # Airflow alerting and monitoring (defaults keep older constructors of Settings valid)
     alert_webhook_url: str = ""  # Slack incoming webhook or any JSON webhook; empty = no posts
     alert_emails: tuple[str, ...] = ()  # recipients of Airflow's failure/retry e-mails; empty = none
     airflow_parallelism: int = 2  # concurrent task slots of the local scheduler (2 cores)
     health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
-    delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
-    kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
+    # Alert channels of shoplake.monitoring.notify (each off while its setting is empty)
+    pagerduty_routing_key: str = ""  # PagerDuty Events API v2 integration key; empty = no PagerDuty events
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alert_smtp_host: str = "localhost"  # SMTP relay for ALERT_EMAILS
+    alert_smtp_port: int = 25
+    alert_smtp_from: str = "shoplake@localhost"
+    alert_smtp_user: str = ""  # set = STARTTLS + login with ALERT_SMTP_PASSWORD
+    alert_smtp_password: str = ""
+    alert_dry_run: bool = False  # record alerts in $SHOPLAKE_HOME/alerts/outbox.jsonl instead of sending them
+    # Health report thresholds (shoplake.monitoring.thresholds) and data-quality tolerance (shoplake.quality)
+    health_small_file_mb: float = 8.0  # a Delta data file smaller than this counts as a small file
+    health_max_small_file_ratio: float = 0.9  # WARN above this share of small files (tables with >= 10 files)
+    health_max_kafka_lag: int = 100_000  # WARN when bronze is further behind the topic's end offsets
+    health_max_quarantine_ratio: float = 0.05  # WARN when quarantine holds more than this share of bronze
+    health_max_warehouse_age_hours: float = 24.0  # FAIL when raw.* got no row for longer (marts: WARN)
+    dq_volume_tolerance: float = 0.01  # share of rows a layer may lack vs the one before it (duplicates, lag)
+    # OpenLineage (shoplake.lineage): empty URL = JSON lines under $SHOPLAKE_HOME/lineage/
+    openlineage_url: str = ""
+    openlineage_namespace: str = "shoplake"
 
     # ---- derived values -------------------------------------------------------------------------------
     @property
@@ -164,7 +174,8 @@ class Settings:
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = "***" if "password" in f.name and value else str(value)
+            secret = "password" in f.name or f.name == "pagerduty_routing_key"
+            out[f.name] = "***" if secret and value else str(value)
         return out
 
     # ---- construction -----------------------------------------------------------------------------------
@@ -258,23 +269,6 @@ class Settings:
             mlflow_artifact_root=Path(get("MLFLOW_ARTIFACT_ROOT", str(home / "mlflow" / "artifacts"))),
             delta_base_path=Path(get("DELTA_BASE_PATH", "/tmp/delta-lake")),
             spark_master=get("SPARK_MASTER", "local[*]"),
-            spark_master_port=port("SPARK_MASTER_PORT", 7077),
-            spark_master_webui_port=typed(
-                "SPARK_MASTER_WEBUI_PORT", "8090", int, lambda p: 0 < p < 65536 - 8, "must be a TCP port (1-65527)"
-            ),
-            spark_worker_instances=typed(
-                "SPARK_WORKER_INSTANCES", "2", int, lambda v: 1 <= v <= 8, "must be an integer 1-8"
-            ),
-            spark_worker_cores=typed(
-                "SPARK_WORKER_CORES", "1", int, lambda v: 1 <= v <= 256, "must be an integer 1-256"
-            ),
-            spark_worker_memory=typed(
-                "SPARK_WORKER_MEMORY",
-                "1g",
-                str,
-                lambda v: re.fullmatch(r"[1-9][0-9]*[mg]", v) is not None,
-                "must be a size such as 512m or 2g",
-            ),
             streaming_config=project_dir / get("STREAMING_CONFIG", "conf/streaming.toml"),
             airflow_home=Path(get("AIRFLOW_HOME", str(home / "airflow"))),
             airflow_api_port=port("AIRFLOW_API_PORT", 8082),
@@ -299,16 +293,30 @@ class Settings:
             health_max_table_age_hours=typed(
                 "HEALTH_MAX_TABLE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"
             ),
-            delta_min_free_mb=typed(
-                "DELTA_MIN_FREE_MB", "512", int, lambda v: v >= 0, "must be a non-negative number of MiB"
+            pagerduty_routing_key=e.get("PAGERDUTY_ROUTING_KEY", "").strip(),
+            pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue"),
+            alert_smtp_host=get("ALERT_SMTP_HOST", "localhost"),
+            alert_smtp_port=port("ALERT_SMTP_PORT", 25),
+            alert_smtp_from=get("ALERT_SMTP_FROM", "shoplake@localhost"),
+            alert_smtp_user=get("ALERT_SMTP_USER", ""),
+            alert_smtp_password=e.get("ALERT_SMTP_PASSWORD", ""),
+            alert_dry_run=typed(
+                "ALERT_DRY_RUN", "false", _boolean, lambda v: True, "must be true/false (also 1/0, yes/no)"
             ),
-            kafka_brokers=typed(
-                "KAFKA_BROKERS",
-                "1",
-                int,
-                lambda v: 1 <= v <= min(9, len(bootstrap.split(","))),
-                "must be an integer 1-9, with one KAFKA_BOOTSTRAP_SERVERS entry per local broker",
+            health_small_file_mb=typed(
+                "HEALTH_SMALL_FILE_MB", "8", float, lambda v: v > 0, "must be a positive number of MiB"
             ),
+            health_max_small_file_ratio=fraction("HEALTH_MAX_SMALL_FILE_RATIO", "0.9"),
+            health_max_kafka_lag=typed(
+                "HEALTH_MAX_KAFKA_LAG", "100000", int, lambda v: v >= 0, "must be a non-negative integer"
+            ),
+            health_max_quarantine_ratio=fraction("HEALTH_MAX_QUARANTINE_RATIO", "0.05"),
+            health_max_warehouse_age_hours=typed(
+                "HEALTH_MAX_WAREHOUSE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"
+            ),
+            dq_volume_tolerance=fraction("DQ_VOLUME_TOLERANCE", "0.01"),
+            openlineage_url=_optional_url(get("OPENLINEAGE_URL", ""), "OPENLINEAGE_URL", errors),
+            openlineage_namespace=get("OPENLINEAGE_NAMESPACE", "shoplake"),
         )
         for name, value in (("ML_EXPERIMENT", settings.ml_experiment), ("ML_MODEL_NAME", settings.ml_model_name)):
             if not value or not all(c.isalnum() or c in "-_." for c in value):
@@ -359,6 +367,16 @@ def _emails(raw: str, errors: list[str]) -> tuple[str, ...]:
         errors.append(f"ALERT_EMAILS={raw!r}: not e-mail addresses: {', '.join(bad)}")
         return ()
     return out
+
+
+def _boolean(raw: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); anything else is a ValueError."""
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(raw)
 
 
 def _port_of(server: str, default: int) -> int:

@@ -12,8 +12,8 @@ from deltalake import write_deltalake
 
 from shoplake.config import Settings
 from shoplake.monitoring import delta_health
-from shoplake.monitoring.report import build_report, write_report
 from shoplake.monitoring.streaming_metrics import read_metrics
+from shoplake.monitoring.thresholds import Thresholds, table_findings
 from shoplake.streaming.config import load_streaming_config
 
 DAY = timedelta(days=1)
@@ -108,19 +108,25 @@ def test_a_stage_of_several_queries_counts_each_of_them(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_report_verdict_follows_the_checks(tmp_path: Path) -> None:
+def test_table_verdict_follows_the_checks(tmp_path: Path) -> None:
+    """Table checks -> findings: healthy tables give none, a lost data file FAILs (services: integration tests)."""
     settings = Settings.from_env({"SHOPLAKE_HOME": str(tmp_path / "home"), "DELTA_BASE_PATH": str(tmp_path / "d")})
     cfg = load_streaming_config(settings)
     for path, required in delta_health.monitored_tables(cfg).values():
         if required:
             _table(path)
-    _progress(cfg.metrics_path, list(cfg.continuous_stages), _now())
-    good = write_report(settings, build_report(settings, _now()))
-    assert good.healthy and good.problems == []
-    assert json.loads((good.path.parent / "latest.json").read_text())["healthy"] is True
+    limits = Thresholds.from_settings(settings)
 
+    def findings() -> list[str]:
+        tables = delta_health.check_tables(
+            cfg, now=_now(), max_age=limits.max_table_age, small_file_bytes=limits.small_file_bytes
+        )
+        return [f"{f.level} {f.component}" for f in table_findings([t.as_dict() for t in tables], limits)]
+
+    assert findings() == []
+    silver = delta_health.check_table(
+        "s", cfg.silver_path, required=True, now=_now(), max_age=DAY, small_file_bytes=1 << 20
+    )
+    assert silver.small_files == silver.files == 1 and silver.columns == ("id: long",)
     next(cfg.silver_path.glob("*.parquet")).unlink()
-    bad = write_report(settings, build_report(settings, _now() + timedelta(seconds=1)))
-    assert not bad.healthy
-    assert [p for p in bad.problems if p.startswith("table silver: corrupt")]
-    assert json.loads((bad.path.parent / "latest.json").read_text())["healthy"] is False
+    assert findings() == ["FAIL table silver"]

@@ -54,7 +54,10 @@ def train_model(settings: Settings, window: dict[str, str], seed: int = MODEL_SE
     from shoplake.ml import extract, workflow
 
     span = extract.Window(datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]))
-    return workflow.train_and_evaluate(settings, span, seed=seed).as_dict()
+    from shoplake.lineage import job_run
+
+    with job_run(settings, "ml"):
+        return workflow.train_and_evaluate(settings, span, seed=seed).as_dict()
 
 
 def thresholds(settings: Settings, min_precision: str | None, min_recall: str | None) -> Any:

@@ -60,10 +60,17 @@ def monitor_streaming_metrics(settings: Settings, now: datetime | None = None) -
 
 
 def generate_health_report(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    from shoplake.monitoring.report import build_report, write_report
+    """The same report as ``shoplake report`` (JSON + HTML); fails the task on status FAIL, not on WARN."""
+    from shoplake.monitoring import report as health
 
-    report = write_report(settings, build_report(settings, now or datetime.now(UTC)))
-    summary = {"path": str(report.path), "healthy": report.healthy, "problems": report.problems}
+    report = health.run(settings, now or datetime.now(UTC))
+    summary = {
+        "path": str(report.path),
+        "status": report.status,
+        "healthy": report.healthy,
+        "problems": report.problems,
+        "warnings": report.content["warnings"],
+    }
     if not report.healthy:
         raise UnhealthyError(f"platform unhealthy (report {report.path}):\n  " + "\n  ".join(report.problems))
     return summary

@@ -206,7 +206,10 @@ def ingest(
     registered = ensure_schema(settings)
     before = end_offsets(settings, topic.name)
     stats = _Stats()
-    produced = produce_encoded(settings, encoded_batches(params, registered.schema_id, config, stats), topic.name)
+    from shoplake.lineage import job_run
+
+    with job_run(settings, "ingest"):
+        produced = produce_encoded(settings, encoded_batches(params, registered.schema_id, config, stats), topic.name)
     checked = None
     if verify:
         delivered = {p: d.delivered for p, d in produced.partitions.items()}

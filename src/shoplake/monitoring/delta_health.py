@@ -8,6 +8,7 @@ reads only the log (no JVM), so the check takes well under a second per table.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,10 @@ class TableHealth:
     last_commit_at: str | None = None
     files: int | None = None
     rows: int | None = None
+    size_bytes: int | None = None
+    small_files: int | None = None  # data files below the small-file size (see HEALTH_SMALL_FILE_MB)
+    age_seconds: float | None = None
+    columns: tuple[str, ...] = ()  # "name: type" of the latest schema
 
     @property
     def healthy(self) -> bool:
@@ -56,8 +61,13 @@ def monitored_tables(cfg: StreamingConfig) -> dict[str, tuple[Path, bool]]:
     }
 
 
-def check_table(name: str, path: Path, *, required: bool, now: datetime, max_age: timedelta) -> TableHealth:
-    """Health of one table at instant ``now`` (explicit, so the check is reproducible and testable)."""
+def check_table(
+    name: str, path: Path, *, required: bool, now: datetime, max_age: timedelta, small_file_bytes: int = 0
+) -> TableHealth:
+    """Health of one table at instant ``now`` (explicit, so the check is reproducible and testable).
+
+    ``small_file_bytes`` = 0 counts no file as small (callers without a threshold, e.g. a quick DAG check).
+    """
     import pyarrow as pa
     from deltalake import DeltaTable
 
@@ -72,19 +82,35 @@ def check_table(name: str, path: Path, *, required: bool, now: datetime, max_age
     except Exception as exc:  # delta-rs raises several unrelated types for a damaged log
         return TableHealth(name, str(path), required, CORRUPT, f"cannot load the Delta log: {exc}")
     files = [str(f) for f in actions.get("path", [])]
+    sizes = [int(n or 0) for n in actions.get("size_bytes", [])]
+    columns = tuple(f"{f['name']}: {_type_name(f['type'])}" for f in json.loads(table.schema().to_json())["fields"])
     lost = [f for f in files if not (path / unquote(f)).is_file()]
     committed = _commit_time(history)
     rows = sum(int(n) for n in actions.get("num_records", []) if n is not None)
     stamp = committed.isoformat() if committed else None
+    age = (now - committed) if committed else None
 
     def result(status: str, detail: str) -> TableHealth:
-        return TableHealth(name, str(path), required, status, detail, version, stamp, len(files), rows)
+        return TableHealth(
+            name,
+            str(path),
+            required,
+            status,
+            detail,
+            version,
+            stamp,
+            len(files),
+            rows,
+            size_bytes=sum(sizes),
+            small_files=sum(1 for b in sizes if b < small_file_bytes),
+            age_seconds=round(age.total_seconds(), 1) if age is not None else None,
+            columns=columns,
+        )
 
     if lost:
         return result(CORRUPT, f"{len(lost)} of {len(files)} data files of version {version} are missing: {lost[0]}")
-    if committed is None:
+    if age is None:
         return result(CORRUPT, "the log has no commit timestamp")
-    age = now - committed
     if age > max_age:
         return result(
             STALE, f"last commit {stamp} is {age.total_seconds() / 3600:.1f} h old (limit {_hours(max_age)} h)"
@@ -92,9 +118,11 @@ def check_table(name: str, path: Path, *, required: bool, now: datetime, max_age
     return result(OK, f"version {version}, {len(files)} files, {rows} rows, last commit {stamp}")
 
 
-def check_tables(cfg: StreamingConfig, *, now: datetime, max_age: timedelta) -> list[TableHealth]:
+def check_tables(
+    cfg: StreamingConfig, *, now: datetime, max_age: timedelta, small_file_bytes: int = 0
+) -> list[TableHealth]:
     return [
-        check_table(name, path, required=required, now=now, max_age=max_age)
+        check_table(name, path, required=required, now=now, max_age=max_age, small_file_bytes=small_file_bytes)
         for name, (path, required) in monitored_tables(cfg).items()
     ]
 
@@ -103,6 +131,11 @@ def _commit_time(history: list[dict[str, Any]]) -> datetime | None:
     if not history or history[0].get("timestamp") is None:
         return None
     return datetime.fromtimestamp(int(history[0]["timestamp"]) / 1000, tz=UTC)
+
+
+def _type_name(kind: Any) -> str:
+    """Delta's JSON type: a primitive name, or a nested struct/array/map object (named by its kind)."""
+    return kind if isinstance(kind, str) else str(kind.get("type", "?"))
 
 
 def _hours(delta: timedelta) -> str:

@@ -23,6 +23,7 @@ class QueryMetrics:
     input_rows: int
     processed_rows_per_second: float
     batch_duration_ms: int
+    state_rows: int = 0  # rows held in streaming state (gold aggregations); 0 for stateless queries
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def read_metrics(
                 input_rows=int(rec["input_rows"]),
                 processed_rows_per_second=float(rec["processed_rows_per_second"]),
                 batch_duration_ms=int(rec["batch_duration_ms"]),
+                state_rows=int(rec.get("state_rows") or 0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"query {name}: malformed progress record ({exc})")

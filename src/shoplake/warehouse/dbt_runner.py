@@ -457,7 +457,10 @@ def run_staging(settings: Settings, options: BuildOptions = BuildOptions()) -> S
 
 
 def run_marts(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
-    return _one(settings, build_steps(options)[3])
+    from shoplake.lineage import job_run
+
+    with job_run(settings, "dbt"):
+        return _one(settings, build_steps(options)[3])
 
 
 def run_tests(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
@@ -480,7 +483,11 @@ def parse(settings: Settings) -> StepResult:
 
 def build(settings: Settings, options: BuildOptions = BuildOptions()) -> list[StepResult]:
     """check_connection -> deps -> seed -> staging -> marts -> test -> docs, the dbt steps in one child."""
-    return [check_connection(settings), *run_steps(settings, build_steps(options))]
+    from shoplake.lineage import job_run
+
+    connected = check_connection(settings)
+    with job_run(settings, "dbt"):
+        return [connected, *run_steps(settings, build_steps(options))]
 
 
 def docs_site_exists(settings: Settings) -> bool:
