@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, iso_instant_with_zone, number_in
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
+from shoplake.streaming.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -519,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         handler: Handler = args.handler
         return handler(args, settings)
-    except (ConfigError, MissingDependencyError) as exc:
+    except (ConfigError, MissingDependencyError, StorageError) as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,7 @@ Invalid values fail fast with :class:`ConfigError`, naming every offending varia
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
@@ -93,11 +94,19 @@ class Settings:
     ml_model_name: str
     # Service start-up deadline (seconds) for health checks
     service_start_timeout: float
+    # Spark standalone cluster (``shoplake up spark``; jobs use it with SPARK_MASTER=spark://host:port)
+    spark_master_port: int = 7077
+    spark_master_webui_port: int = 8090  # worker i serves its UI on this port + i
+    spark_worker_instances: int = 2
+    spark_worker_cores: int = 1
+    spark_worker_memory: str = "1g"
     # Airflow alerting and monitoring (defaults keep older constructors of Settings valid)
     alert_webhook_url: str = ""  # Slack incoming webhook or any JSON webhook; empty = no posts
     alert_emails: tuple[str, ...] = ()  # recipients of Airflow's failure/retry e-mails; empty = none
     airflow_parallelism: int = 2  # concurrent task slots of the local scheduler (2 cores)
     health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
+    delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
+    kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
     # Alert channels of shoplake.monitoring.notify (each off while its setting is empty)
     pagerduty_routing_key: str = ""  # PagerDuty Events API v2 integration key; empty = no PagerDuty events
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
@@ -269,6 +278,23 @@ class Settings:
             mlflow_artifact_root=Path(get("MLFLOW_ARTIFACT_ROOT", str(home / "mlflow" / "artifacts"))),
             delta_base_path=Path(get("DELTA_BASE_PATH", "/tmp/delta-lake")),
             spark_master=get("SPARK_MASTER", "local[*]"),
+            spark_master_port=port("SPARK_MASTER_PORT", 7077),
+            spark_master_webui_port=typed(
+                "SPARK_MASTER_WEBUI_PORT", "8090", int, lambda p: 0 < p < 65536 - 8, "must be a TCP port (1-65527)"
+            ),
+            spark_worker_instances=typed(
+                "SPARK_WORKER_INSTANCES", "2", int, lambda v: 1 <= v <= 8, "must be an integer 1-8"
+            ),
+            spark_worker_cores=typed(
+                "SPARK_WORKER_CORES", "1", int, lambda v: 1 <= v <= 256, "must be an integer 1-256"
+            ),
+            spark_worker_memory=typed(
+                "SPARK_WORKER_MEMORY",
+                "1g",
+                str,
+                lambda v: re.fullmatch(r"[1-9][0-9]*[mg]", v) is not None,
+                "must be a size such as 512m or 2g",
+            ),
             streaming_config=project_dir / get("STREAMING_CONFIG", "conf/streaming.toml"),
             airflow_home=Path(get("AIRFLOW_HOME", str(home / "airflow"))),
             airflow_api_port=port("AIRFLOW_API_PORT", 8082),
@@ -292,6 +318,16 @@ class Settings:
             ),
             health_max_table_age_hours=typed(
                 "HEALTH_MAX_TABLE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"
+            ),
+            delta_min_free_mb=typed(
+                "DELTA_MIN_FREE_MB", "512", int, lambda v: v >= 0, "must be a non-negative number of MiB"
+            ),
+            kafka_brokers=typed(
+                "KAFKA_BROKERS",
+                "1",
+                int,
+                lambda v: 1 <= v <= min(9, len(bootstrap.split(","))),
+                "must be an integer 1-9, with one KAFKA_BOOTSTRAP_SERVERS entry per local broker",
             ),
             pagerduty_routing_key=e.get("PAGERDUTY_ROUTING_KEY", "").strip(),
             pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue"),

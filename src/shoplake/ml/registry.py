@@ -28,6 +28,16 @@ def client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 
 
+def reachable(settings: Settings, timeout: float = 5.0) -> bool:
+    """True when the tracking server answers its health endpoint (one short request, no client retries)."""
+    import requests
+
+    try:
+        return requests.get(f"{settings.mlflow_tracking_uri}/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def production_version(mlflow_client: MlflowClient, model_name: str) -> ModelVersion | None:
     """The version behind ``@production``, or None when the model or the alias does not exist yet."""
     try:

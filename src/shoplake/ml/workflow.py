@@ -3,6 +3,11 @@
 :func:`train_and_evaluate` ends with a registered candidate version and an MLflow run holding everything the
 deployment decision needs; :func:`shoplake.ml.deploy.deploy` then makes that decision. Splitting them lets
 the DAG branch between "evaluate" and "deploy" and pass its Airflow Variables to the latter.
+
+MLflow outages: training checks the tracking server before the expensive work and again whenever an MLflow
+call fails; an unreachable server raises :class:`MlflowUnavailableError` (the Airflow task fails and is
+retried). Training never moves the ``production`` alias - only :func:`~shoplake.ml.deploy.deploy` does, in
+one registry call - so an outage at any point leaves production exactly as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +28,25 @@ from shoplake.ml.extract import Window, load_window
 from shoplake.ml.features import FEATURE_COLUMNS, FeatureConfig, build_features
 
 log = logging.getLogger(__name__)
+
+
+class MlflowUnavailableError(RuntimeError):
+    """The MLflow tracking server could not be reached during training; ``@production`` is unchanged."""
+
+
+@contextmanager
+def _needs_mlflow(settings: Settings, phase: str) -> Iterator[None]:
+    """Turn a failure during an MLflow phase into a clear error when the server is the cause."""
+    try:
+        yield
+    except Exception as exc:
+        if registry.reachable(settings):
+            raise
+        raise MlflowUnavailableError(
+            f"MLflow at {settings.mlflow_tracking_uri} is unreachable ({phase}: {type(exc).__name__}). "
+            "Nothing was deployed: the production alias is unchanged. Start MLflow (`shoplake up mlflow`) "
+            "and run the training again."
+        ) from exc
 
 
 @contextmanager
@@ -80,6 +104,11 @@ def train_and_evaluate(
     params = model_params or train.ModelParams()
     split = evaluate.plan_split(window, gap=config.label_delay)
     seconds: dict[str, float] = {}
+    if not registry.reachable(settings):  # fail in seconds, not after extraction and fitting
+        raise MlflowUnavailableError(
+            f"MLflow at {settings.mlflow_tracking_uri} is unreachable: training needs it to record the "
+            "candidate. Start it with `shoplake up mlflow`; nothing was trained or deployed."
+        )
     with _timed(seconds, "extract"):
         frame, in_window = load_window(settings, window, config.required_history())
     if shuffle_labels:
@@ -100,7 +129,8 @@ def train_and_evaluate(
         result = _evaluate(model, features, labels, part, rows["fraud_pattern"])
 
     client = registry.client(settings)
-    current = registry.production_version(client, settings.ml_model_name)
+    with _needs_mlflow(settings, "reading the production version"):
+        current = registry.production_version(client, settings.ml_model_name)
     production_metrics: dict[str, float] = {}
     problem = None
     if current is not None:
@@ -137,7 +167,7 @@ def train_and_evaluate(
         importances=train.feature_importances(model),
         input_example=features[is_train].head(5),
     )
-    with _timed(seconds, "mlflow_log"):
+    with _timed(seconds, "mlflow_log"), _needs_mlflow(settings, "recording the candidate"):
         run_id, version = tracking.log_training_run(settings, model, record, result.threshold)
         client.set_tag(run_id, deploy.VERSION_TAG, version)
     return TrainingResult(

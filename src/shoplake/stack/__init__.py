@@ -19,12 +19,20 @@ from typing import Final
 
 from shoplake.config import Settings
 from shoplake.stack import airflow as airflow_service
-from shoplake.stack import control, kafka, mlflow_server, postgres, registry, service
+from shoplake.stack import control, kafka, mlflow_server, postgres, registry, service, spark_cluster
 from shoplake.stack.control import ServiceStatus, log_path, status
 from shoplake.stack.process import PortInUseError, ServiceError
 
 # Airflow is registered (``shoplake up airflow``, ``down``, ``status``) but not a core service: it is heavy.
-for _svc in (postgres.SERVICE, kafka.SERVICE, registry.SERVICE, mlflow_server.SERVICE, airflow_service.SERVICE):
+# So is the Spark standalone cluster (``shoplake up spark``): jobs use it only when SPARK_MASTER points at it.
+for _svc in (
+    postgres.SERVICE,
+    kafka.SERVICE,
+    registry.SERVICE,
+    mlflow_server.SERVICE,
+    airflow_service.SERVICE,
+    spark_cluster.SERVICE,
+):
     if _svc.name not in service.registered():
         service.register(_svc)
 

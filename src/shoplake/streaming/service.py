@@ -22,6 +22,7 @@ from typing import Any, Final
 from shoplake.config import Settings, env_for_children
 from shoplake.stack import process
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.streaming.storage import check_writable
 
 PROCESS_NAME: Final = "stream"
 STOP_TIMEOUT: Final = 90.0
@@ -31,10 +32,21 @@ def state_path(settings: Settings) -> Path:
     return settings.home / "streaming" / "state.json"
 
 
+def storage_folders(settings: Settings, cfg: StreamingConfig) -> list[tuple[Path, str]]:
+    """Every folder the streaming jobs write to, with the setting that chose it (for error messages)."""
+    tables = (cfg.bronze_path, cfg.silver_path, cfg.quarantine_path, cfg.gold_hourly_sales_path)
+    folders = {path.parent: f"DELTA_BASE_PATH or {settings.streaming_config.name}" for path in tables}
+    folders[settings.delta_base_path] = "DELTA_BASE_PATH"
+    folders[cfg.checkpoint_root] = f"SHOPLAKE_HOME or {settings.streaming_config.name}"
+    return sorted(folders.items())
+
+
 def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
+    """The Spark session of a streaming run, after checking that its storage can be written (fails in ms)."""
     from shoplake.streaming.jobs import attach_progress_recorder
     from shoplake.streaming.session import spark_session
 
+    check_writable(storage_folders(settings, cfg), settings.delta_min_free_mb)
     spark = spark_session(
         settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions, driver_memory=cfg.driver_memory
     )

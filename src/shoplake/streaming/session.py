@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 _SPARK_MIN_JAVA = 17
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def spark_conf(
@@ -57,6 +58,11 @@ def spark_conf(
         # Delta rebuilds table snapshots with 50 tasks by default: pure overhead for tables on one machine.
         "spark.databricks.delta.snapshotPartitions": str(shuffle_partitions),
     }
+    if settings.bind_host in _LOOPBACK:
+        # The driver's RPC and block-manager ports listen on the bind address like every other service (Spark
+        # would pick the host's first interface); executors of a same-host standalone cluster reach it there.
+        conf["spark.driver.host"] = settings.bind_host
+        conf["spark.driver.bindAddress"] = settings.bind_host
     if settings.spark_master.startswith("local"):
         # Local Python workers must run this interpreter (the venv with shoplake, fastavro, pyarrow), not
         # whatever `python3` is first on PATH; a cluster provides its own via PYSPARK_PYTHON.
