@@ -16,6 +16,7 @@ from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, 
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
 from shoplake.streaming.storage import StorageError
+from shoplake.streaming.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -102,6 +103,8 @@ def _cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
+    # Only the logs that exist (Kafka lists a process per possible cluster node), unless there are none yet.
+    paths = [path for path in paths if path.is_file()] or paths
     for path in paths:
         if len(paths) > 1:
             print(f"==> {path} <==")
