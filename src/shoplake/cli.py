@@ -16,7 +16,6 @@ from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, 
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
 from shoplake.streaming.storage import StorageError
-from shoplake.streaming.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
