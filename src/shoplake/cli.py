@@ -102,8 +102,6 @@ def _cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
-    # Only the logs that exist (Kafka lists a process per possible cluster node), unless there are none yet.
-    paths = [path for path in paths if path.is_file()] or paths
     for path in paths:
         if len(paths) > 1:
             print(f"==> {path} <==")

@@ -2,7 +2,8 @@
 
 The honesty checks of the ML issue: on the generator's default world the gates pass *out of time*; with the
 labels shuffled they fail and nothing is deployed; a failing model never moves ``@production`` while a
-better one does, and older versions stay loadable; the same data and seed give the same metrics.
+better one does, and older versions stay loadable; the same data and seed give the same metrics. The streaming
+scorer alerts exactly what batch scoring flags, never twice, and switches versions when the alias moves.
 
 Each module run uses its own registered-model and experiment names and its own Delta directory, so it never
 touches a developer's real model.
@@ -11,11 +12,14 @@ touches a developer's real model.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -31,7 +35,7 @@ WINDOW = Window(START, START + timedelta(days=DAYS))
 # The generator's default world (customers, merchants, fraud patterns and rates); fewer transactions per day
 # than its default density keeps the test at a few minutes.
 N_TRANSACTIONS = 300_000
-SERVICES = ("postgres", "mlflow")
+SERVICES = ("postgres", "kafka", "mlflow")  # Kafka: the streaming scorer's alerts topic
 
 
 def _write_silver_with_spark(settings: Settings, path: Path) -> int:
@@ -178,3 +182,114 @@ def test_batch_scoring_uses_production_and_rescoring_is_idempotent(
     table = DeltaTable(str(scoring.scores_path(ml_settings))).to_pyarrow_table()
     assert table.num_rows == result.rows
     assert len(set(table.column("transaction_id").to_pylist())) == result.rows
+
+
+def _by_id(table: pa.Table) -> dict[str, tuple[float, str]]:
+    """transaction_id -> (score, model version); asserts the ids are unique."""
+    ids = table.column("transaction_id").to_pylist()
+    assert len(ids) == len(set(ids)), "duplicate transaction ids"
+    pairs = zip(table.column("fraud_score").to_pylist(), table.column("model_version").to_pylist(), strict=True)
+    return dict(zip(ids, pairs, strict=True))
+
+
+def _alerts(path: Path) -> dict[str, tuple[float, str]]:
+    return _by_id(DeltaTable(str(path)).to_pyarrow_table(columns=["transaction_id", "fraud_score", "model_version"]))
+
+
+def _batch_flagged(settings: Settings, window: Window) -> dict[str, tuple[float, str]]:
+    """What batch scoring (the production version, same feature code) flags in ``window``."""
+    from shoplake.ml.extract import load_window
+
+    model, spec = scoring.production_spec(settings)
+    frame, in_window = load_window(settings, window, spec.feature_config.required_history())
+    scored = scoring.score_frame(model, spec, frame, in_window.to_numpy())
+    return _by_id(scored.filter(scored.column("is_flagged")))
+
+
+def _topic_keys(settings: Settings, topic: str) -> list[str]:
+    """Every key on ``topic``: consumed until each partition's high watermark is reached."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"it-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        high = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        keys: list[str] = []
+        done = {p: high[p] == 0 for p in partitions}
+        deadline = time.monotonic() + 60
+        while not all(done.values()):
+            assert time.monotonic() < deadline, "alerts topic not consumed within 60 s"
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            key, partition, offset = msg.key(), msg.partition(), msg.offset()
+            assert key is not None and partition is not None and offset is not None
+            keys.append(key.decode())
+            done[partition] = offset + 1 >= high[partition]
+        return keys
+    finally:
+        consumer.close()
+
+
+@pytest.mark.integration
+def test_streaming_scorer_matches_batch_scoring_never_duplicates_and_follows_the_alias(
+    ml_settings: Settings, first: tuple[workflow.TrainingResult, deploy.DeployResult], tmp_path: Path
+) -> None:
+    from deltalake import write_deltalake
+
+    from shoplake.streaming.config import load_streaming_config
+    from shoplake.streaming.jobs import run_catch_up
+    from shoplake.streaming.session import spark_session
+
+    topic = f"fraud-alerts-it-{uuid.uuid4().hex[:8]}"
+    cfg = replace(
+        load_streaming_config(ml_settings),
+        checkpoint_root=tmp_path / "checkpoints",
+        alerts_topic=topic,
+        scorer_max_files_per_trigger=100_000,  # one batch per run: the 20 days are scored at once
+    )
+    spark = spark_session(ml_settings, app_name="test-ml-scorer")
+    production = _production(ml_settings)
+    assert production is not None
+
+    run_catch_up(spark, cfg, ("scorer",))
+    alerts = _alerts(cfg.gold_fraud_alerts_path)
+    expected = _batch_flagged(ml_settings, WINDOW)
+    assert alerts.keys() == expected.keys() and len(alerts) > 50
+    assert {version for _, version in alerts.values()} == {production}
+    assert [alerts[k][0] for k in expected] == pytest.approx([expected[k][0] for k in expected], abs=1e-9)
+
+    # Re-runs add nothing: the same checkpoint has nothing new; a reset checkpoint re-scores everything.
+    run_catch_up(spark, cfg, ("scorer",))
+    run_catch_up(spark, replace(cfg, checkpoint_root=tmp_path / "reset"), ("scorer",))
+    assert _alerts(cfg.gold_fraud_alerts_path) == alerts
+    keys = _topic_keys(ml_settings, topic)
+    assert sorted(keys) == sorted(alerts)
+
+    # Move the alias, land a new day in silver: the next batch scores it with the new version.
+    client = registry.client(ml_settings)
+    versions = {str(v.version) for v in client.search_model_versions(f"name='{ml_settings.ml_model_name}'")}
+    other = min(versions - {production}, key=int, default=None)
+    if other is None:  # this test run alone: the module's other tests registered no second version
+        other = workflow.train_and_evaluate(ml_settings, WINDOW, seed=7).version
+    client.set_registered_model_alias(ml_settings.ml_model_name, registry.PRODUCTION_ALIAS, other)
+    day = Window(WINDOW.end, WINDOW.end + timedelta(days=1))
+    new_rows = pa.concat_tables(
+        sample_data.silver_batches(15_000, 42, day.start, span=timedelta(days=1), run_key="it-ml-stream")
+    )
+    write_deltalake(str(silver_path(ml_settings)), new_rows, mode="append", partition_by=["event_date"])
+    run_catch_up(spark, cfg, ("scorer",))
+    after = _alerts(cfg.gold_fraud_alerts_path)
+    added = {k: v for k, v in after.items() if k not in alerts}
+    expected_day = _batch_flagged(ml_settings, day)
+    assert added.keys() == expected_day.keys() and added
+    assert {version for _, version in added.values()} == {other}
+    assert sorted(_topic_keys(ml_settings, topic)) == sorted(after)

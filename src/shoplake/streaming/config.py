@@ -15,7 +15,10 @@ from typing import Any, Final
 
 from shoplake.config import Settings
 
-QUERIES: Final = ("bronze", "silver", "warehouse", "gold")
+QUERIES: Final = ("bronze", "silver", "warehouse", "gold", "scorer")
+# Run when [pipeline].continuous is absent: the scorer needs a deployed model, so it is opt-in.
+DEFAULT_CONTINUOUS: Final = ("bronze", "silver", "warehouse", "gold")
+_TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _INTERVAL: Final = re.compile(r"^\d+ (second|seconds|minute|minutes|hour|hours)$")
 _SIZE: Final = re.compile(r"^[1-9][0-9]*[kmg]$")
 _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -51,9 +54,14 @@ class StreamingConfig:
     warehouse_table: str
     postgres_dsn: str = field(repr=False)  # holds the password
     shuffle_partitions: int
-    continuous_stages: tuple[str, ...] = QUERIES
+    continuous_stages: tuple[str, ...] = DEFAULT_CONTINUOUS
     warehouse_max_bytes_per_trigger: str = "64m"
     driver_memory: str = "2g"
+    # The streaming fraud scorer (query "scorer"): where alerts go, and the settings naming the model.
+    gold_fraud_alerts_path: Path = Path("gold/fraud_alerts")
+    alerts_topic: str = "ecommerce.fraud-alerts"
+    scorer_max_files_per_trigger: int = 100
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     def checkpoint(self, query: str) -> Path:
         """One checkpoint folder per query, so queries can be reset or moved independently."""
@@ -91,11 +99,24 @@ def _size(sec: dict[str, Any], sec_name: str, key: str, default: str, errors: li
 
 
 def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
-    stages = pipeline.get("continuous", list(QUERIES))
+    stages = pipeline.get("continuous", list(DEFAULT_CONTINUOUS))
     if not isinstance(stages, list) or not stages or any(q not in QUERIES for q in stages):
         errors.append(f"pipeline.continuous={stages!r}: must be a non-empty list drawn from {list(QUERIES)}")
-        return QUERIES
+        return DEFAULT_CONTINUOUS
     return tuple(q for q in QUERIES if q in stages)
+
+
+def _scorer(sec: dict[str, Any], errors: list[str]) -> tuple[str, int]:
+    """[scorer]: the alerts topic and the silver files per scorer batch."""
+    topic = sec.get("alerts_topic", "ecommerce.fraud-alerts")
+    if not isinstance(topic, str) or not _TOPIC.match(topic):
+        errors.append(f"scorer.alerts_topic={topic!r}: letters, digits, '.', '_' and '-' only (max 249)")
+        topic = "ecommerce.fraud-alerts"
+    files = sec.get("max_files_per_trigger", 100)
+    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
+        errors.append(f"scorer.max_files_per_trigger={files!r}: must be an integer >= 1")
+        files = 100
+    return topic, files
 
 
 def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") -> StreamingConfig:
@@ -119,8 +140,9 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
             return default
         return value
 
-    src, tables, trig, silver, wh, spark, paths, pipeline = (
-        section(n) for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths", "pipeline")
+    src, tables, trig, silver, wh, spark, paths, pipeline, scorer = (
+        section(n)
+        for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths", "pipeline", "scorer")
     )
     stages = _stages(pipeline, errors)
     topics = _topics(src, errors) or (settings.kafka_topic,)
@@ -159,6 +181,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
     if age < 1 or skew < 0:
         errors.append("silver.max_event_age_days must be >= 1 and silver.max_clock_skew_minutes >= 0")
 
+    alerts_topic, scorer_files = _scorer(scorer, errors)
     config = StreamingConfig(
         topics=topics,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -185,6 +208,10 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         continuous_stages=stages,
         warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
+        gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),
+        alerts_topic=alerts_topic,
+        scorer_max_files_per_trigger=scorer_files,
+        settings=settings,
     )
     if errors:
         raise StreamingConfigError(f"invalid streaming config {source}:\n  " + "\n  ".join(errors))

@@ -7,6 +7,8 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
                 a re-sent record never duplicates) and quarantine (append with ``txnAppId``/``txnVersion``,
                 so a replayed batch is skipped by Delta itself).
 * ``warehouse`` silver -> PostgreSQL ``raw.transactions`` (keyed upsert, see :mod:`.warehouse_sink`).
+* ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
+                (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
 :func:`run_catch_up` runs them one after another with ``availableNow`` and returns when everything that was
 in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks). :func:`run_continuous`
@@ -212,11 +214,41 @@ def start_gold_queries(spark: SparkSession, cfg: StreamingConfig, mode: str) -> 
     return [start_gold(spark, cfg, table, trigger) for table in GOLD_TABLES]
 
 
+def start_scorer(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    """The streaming fraud scorer; a catch-up run without a production model fails here, before any batch."""
+    from shoplake.ingestion.topics import ensure_topic
+    from shoplake.ml import stream_scoring
+
+    if cfg.settings is None:
+        raise ValueError("the scorer needs the settings (load the config with load_streaming_config)")
+    if mode == CATCH_UP:
+        stream_scoring.require_production(cfg.settings)
+    ensure_silver_table(spark, cfg)
+    ensure_topic(cfg.settings, cfg.alerts_topic)
+    body = stream_scoring.ScorerBatch(
+        history=stream_scoring.SilverHistory(cfg.silver_path),
+        alerts_path=cfg.gold_fraud_alerts_path,
+        tracker=stream_scoring.ProductionTracker(cfg.settings),
+        publisher=stream_scoring.AlertPublisher(cfg.bootstrap_servers, cfg.alerts_topic),
+    )
+    writer = (
+        spark.readStream.format("delta")
+        .option("maxFilesPerTrigger", cfg.scorer_max_files_per_trigger)
+        .load(str(cfg.silver_path))
+        .select("transaction_id", "customer_id", "event_time")
+        .writeStream.queryName("scorer")
+        .option("checkpointLocation", str(cfg.checkpoint("scorer")))
+        .foreachBatch(body)
+    )
+    return _trigger(writer, mode, cfg.triggers["scorer"]).start()
+
+
 STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[StreamingQuery]]]] = {
     "bronze": lambda spark, cfg, mode: [start_bronze(spark, cfg, mode)],
     "silver": lambda spark, cfg, mode: [start_silver(spark, cfg, mode)],
     "warehouse": lambda spark, cfg, mode: [start_warehouse(spark, cfg, mode)],
     "gold": start_gold_queries,
+    "scorer": lambda spark, cfg, mode: [start_scorer(spark, cfg, mode)],
 }
 
 

@@ -54,17 +54,16 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
     return spark
 
 
-def run_once(settings: Settings, cfg: StreamingConfig | None = None) -> list[dict[str, Any]]:
-    """Catch-up: Kafka -> bronze -> silver -> PostgreSQL for everything available now; returns per-stage stats."""
+def run_once(
+    settings: Settings, cfg: StreamingConfig | None = None, queries: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Catch-up of ``queries`` (default: Kafka -> bronze -> silver -> PostgreSQL -> gold); per-stage stats."""
     from shoplake.streaming.jobs import ALL_STAGES, run_catch_up
 
     cfg = cfg or load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-stream-catch-up")
     try:
-        from shoplake.lineage import job_run
-
-        with job_run(settings, "stream", cfg, ALL_STAGES):
-            results = run_catch_up(spark, cfg, ALL_STAGES)
+        results = run_catch_up(spark, cfg, queries or ALL_STAGES)
     finally:
         spark.stop()
     return [{"query": r.query, "seconds": round(r.seconds, 2), "input_rows": r.input_rows} for r in results]
@@ -86,8 +85,11 @@ def maintain(settings: Settings, retention_hours: int, vacuum: bool = True) -> l
         spark.stop()
 
 
-def run_forever(settings: Settings, cfg: StreamingConfig | None = None) -> None:
-    """Continuous mode in the foreground until SIGTERM/SIGINT; what ``stream start`` runs in the background."""
+def run_forever(settings: Settings, cfg: StreamingConfig | None = None, queries: tuple[str, ...] | None = None) -> None:
+    """Continuous mode in the foreground until SIGTERM/SIGINT; what ``stream start`` runs in the background.
+
+    ``queries`` (default: ``[pipeline].continuous``) picks the queries, e.g. only ``scorer``.
+    """
     from shoplake.streaming.jobs import run_continuous
 
     cfg = cfg or load_streaming_config(settings)
@@ -105,7 +107,7 @@ def run_forever(settings: Settings, cfg: StreamingConfig | None = None) -> None:
         tmp.replace(path)
 
     try:
-        run_continuous(spark, cfg, stop, on_started=started, stages=cfg.continuous_stages)
+        run_continuous(spark, cfg, stop, on_started=started, stages=queries or cfg.continuous_stages)
     finally:
         path.unlink(missing_ok=True)
 
