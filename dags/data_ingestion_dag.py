@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import dag, get_current_context, task
 
 from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.operators import PackageTaskOperator
 from shoplake.airflow.params import NUM_TRANSACTIONS_VARIABLE, ingestion_params
 from shoplake.config import get_settings
 
@@ -36,17 +37,10 @@ same transactions (run key = DAG run id), which the streaming layer deduplicates
 """,
 )
 def data_ingestion_pipeline() -> None:
-    @task
-    def check_kafka_health() -> dict[str, Any]:
-        from shoplake.airflow.ingestion_tasks import check_kafka_health as check
-
-        return check(settings)
-
-    @task
-    def check_schema_registry() -> dict[str, Any]:
-        from shoplake.airflow.ingestion_tasks import check_schema_registry as check
-
-        return check(settings)
+    check_kafka_health, check_schema_registry = (
+        PackageTaskOperator(task_id=name, target=f"shoplake.airflow.ingestion_tasks:{name}")
+        for name in ("check_kafka_health", "check_schema_registry")
+    )
 
     @task
     def seed_transactions() -> dict[str, Any]:
@@ -75,7 +69,7 @@ def data_ingestion_pipeline() -> None:
         return verify(settings, seeded)
 
     seeded = seed_transactions()
-    check_kafka_health() >> check_schema_registry() >> seeded
+    check_kafka_health >> check_schema_registry >> seeded
     verify_kafka_topic(seeded)
 
 

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.operators import DbtStepOperator
 from shoplake.config import get_settings
 
 DAG_ID = "dbt_orchestration"
 settings = get_settings()
-
-
-def _step(task_id: str, step: str) -> Any:
-    """A task running one dbt step through ``shoplake.warehouse.dbt_runner`` (isolated dbt child process)."""
-
-    @task(task_id=task_id)
-    def run() -> dict[str, Any]:
-        from shoplake.airflow.dbt_tasks import run_step
-
-        return run_step(settings, step)
-
-    return run()
 
 
 @dag(
@@ -55,7 +43,7 @@ def dbt_orchestration() -> None:
     ]
     previous = None
     for task_id, step in steps:
-        current = _step(task_id, step)
+        current = DbtStepOperator(task_id=task_id, step=step)
         if previous is not None:
             previous >> current
         previous = current

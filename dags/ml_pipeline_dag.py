@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import dag, get_current_context, task
 
 from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.operators import PackageTaskOperator
 from shoplake.airflow.params import training_params
 from shoplake.airflow.sensors import LatestDagRunSuccessSensor
 from shoplake.config import get_settings
@@ -44,11 +45,9 @@ registry alias `production` only when precision >= Variable `ml_min_precision` (
 """,
 )
 def ml_pipeline_orchestration() -> None:
-    @task
-    def check_mlflow_connection() -> dict[str, Any]:
-        from shoplake.airflow.ml_tasks import check_mlflow
-
-        return check_mlflow(settings)
+    check_mlflow_connection = PackageTaskOperator(
+        task_id="check_mlflow_connection", target="shoplake.airflow.ml_tasks:check_mlflow"
+    )
 
     wait_for_dbt = LatestDagRunSuccessSensor(
         task_id="wait_for_dbt",
@@ -90,7 +89,7 @@ def ml_pipeline_orchestration() -> None:
         return deploy(settings, training, *_gate_variables())
 
     window = extract_training_data()
-    check_mlflow_connection() >> wait_for_dbt >> window
+    check_mlflow_connection >> wait_for_dbt >> window
     training = train_model(window)
     evaluate_model(training) >> deploy_model(training)
 

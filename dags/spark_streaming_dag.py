@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from shoplake.airflow.defaults import deadline, default_args
+from shoplake.airflow.operators import PackageTaskOperator
 from shoplake.config import get_settings
 
 DAG_ID = "spark_streaming_orchestration"
@@ -33,31 +33,16 @@ reported recent progress. `generate_health_report` always runs and writes
 """,
 )
 def spark_streaming_orchestration() -> None:
-    @task
-    def check_streaming_config() -> dict[str, Any]:
-        from shoplake.airflow.streaming_tasks import check_streaming_config as check
-
-        return check(settings)
-
-    @task
-    def check_delta_tables() -> list[dict[str, Any]]:
-        from shoplake.airflow.streaming_tasks import check_delta_tables as check
-
-        return check(settings)
-
-    @task
-    def monitor_streaming_metrics() -> dict[str, Any]:
-        from shoplake.airflow.streaming_tasks import monitor_streaming_metrics as monitor
-
-        return monitor(settings)
-
-    @task(trigger_rule="all_done")
-    def generate_health_report() -> dict[str, Any]:
-        from shoplake.airflow.streaming_tasks import generate_health_report as report
-
-        return report(settings)
-
-    check_streaming_config() >> check_delta_tables() >> monitor_streaming_metrics() >> generate_health_report()
+    checks = [
+        PackageTaskOperator(task_id=name, target=f"shoplake.airflow.streaming_tasks:{name}")
+        for name in ("check_streaming_config", "check_delta_tables", "monitor_streaming_metrics")
+    ]
+    report = PackageTaskOperator(
+        task_id="generate_health_report",
+        target="shoplake.airflow.streaming_tasks:generate_health_report",
+        trigger_rule="all_done",  # a report is written on bad days too
+    )
+    checks[0] >> checks[1] >> checks[2] >> report
 
 
 spark_streaming_orchestration()

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# Headless browser of the dashboard rendering test (tests/integration/test_dashboard.py).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1 \
    && [ -z "${POSTGRES_BIN_DIR:-}" ]; then
   need_apt+=(postgresql)

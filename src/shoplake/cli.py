@@ -495,6 +495,39 @@ def _add_monitoring_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
 # ---- end of monitoring block -----------------------------------------------------------------------------
 
 
+# ---- dashboard (performance metrics) ------------------------------------------------------------------------
+def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the performance dashboard (Airflow REST API + streaming progress) as JSON + static HTML."""
+    from datetime import UTC, datetime
+
+    from shoplake.airflow.rest import AirflowApiError
+    from shoplake.monitoring.dashboard import build
+
+    try:
+        result = build(settings, datetime.now(UTC), limit=args.runs)
+    except (AirflowApiError, OSError) as exc:  # OSError covers an API that is not listening
+        print(f"shoplake dashboard: Airflow API unavailable ({exc}); start it with `shoplake up airflow`")
+        return 1
+    print(f"dashboard: {result.html_path} (numbers: {result.json_path})")
+    return 0
+
+
+def _runs(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be 1-10000")
+    return value
+
+
+def _add_dashboard_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("dashboard", help="performance dashboard (DAG success/failure, durations, deadlines, queue)")
+    p.add_argument("--runs", type=_runs, default=100, help="latest runs per DAG to include (default 100)")
+    p.set_defaults(handler=_cmd_dashboard)
+
+
+# ---- end of dashboard block ----------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -508,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest_commands(sub)
     _add_ml_commands(sub)
     _add_demo_commands(sub)
+    _add_dashboard_commands(sub)
     _add_monitoring_commands(sub)
 
     return parser

@@ -71,7 +71,8 @@ class AirflowClient:
             raise AirflowApiError(f"login to {self.url} failed: {resp.status_code} {resp.text[:300]}", resp.status_code)
         return str(resp.json()["access_token"])
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, prefix: str = "/api/v2", **kwargs: Any) -> Any:
+        """``method`` on ``prefix + path`` as the admin user; ``prefix="/ui"`` reaches the UI's own API."""
         import requests
 
         for attempt in (1, 2):
@@ -79,7 +80,7 @@ class AirflowClient:
                 self._token = self._login()
             resp = requests.request(
                 method,
-                f"{self.url}/api/v2{path}",
+                f"{self.url}{prefix}{path}",
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=self.timeout,
                 **kwargs,
