@@ -48,18 +48,22 @@ class KafkaLag:
         }
 
 
-def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int, int]]]:
-    """(latest committed batch, topic -> partition -> next offset to read) from a Kafka-source checkpoint."""
+def committed_sources(checkpoint: Path) -> tuple[int | None, list[dict[str, Any]]]:
+    """(latest committed batch, the end offset of each of its sources) from a Structured Streaming checkpoint."""
     commits = checkpoint / "commits"
     batches = sorted(int(p.name) for p in commits.iterdir() if p.name.isdigit()) if commits.is_dir() else []
     if not batches:
-        return None, {}
-    batch = batches[-1]
-    lines = (checkpoint / "offsets" / str(batch)).read_text().splitlines()
-    # line 0: version, line 1: batch metadata, then one JSON line per source ({"topic": {"0": offset}}).
+        return None, []
+    lines = (checkpoint / "offsets" / str(batches[-1])).read_text().splitlines()
+    # line 0: version, line 1: batch metadata, then one JSON line per source.
+    return batches[-1], [json.loads(line) for line in lines[2:]]
+
+
+def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int, int]]]:
+    """(latest committed batch, topic -> partition -> next offset to read) from a Kafka-source checkpoint."""
+    batch, sources = committed_sources(checkpoint)
     offsets: dict[str, dict[int, int]] = {}
-    for line in lines[2:]:
-        source = json.loads(line)
+    for source in sources:  # {"topic": {"0": offset, ...}}
         for topic, parts in source.items():
             offsets.setdefault(topic, {}).update({int(p): int(o) for p, o in parts.items()})
     return batch, offsets

@@ -91,7 +91,7 @@ def volume_silver_vs_bronze(silver_rows: int, bronze_rows: int, quarantined: int
 
 
 def volume_raw_vs_silver(raw_rows: int | None, silver_rows: int, tolerance: float) -> Check:
-    """The warehouse holds (nearly) all of silver before dbt publishes marts from it."""
+    """The warehouse holds (nearly) every silver row the sink committed, before dbt publishes marts from it."""
     if raw_rows is None:
         return Check("volume_raw_vs_silver", False, "-", f">= {silver_rows}", "raw table missing or unreachable")
     ok = raw_rows >= silver_rows * (1 - tolerance)

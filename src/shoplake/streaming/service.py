@@ -63,7 +63,11 @@ def run_once(
     cfg = cfg or load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-stream-catch-up")
     try:
-        results = run_catch_up(spark, cfg, queries or ALL_STAGES)
+        from shoplake.lineage import job_run
+
+        stages = queries or ALL_STAGES
+        with job_run(settings, "stream", cfg, stages):
+            results = run_catch_up(spark, cfg, stages)
     finally:
         spark.stop()
     return [{"query": r.query, "seconds": round(r.seconds, 2), "input_rows": r.input_rows} for r in results]
