@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from shoplake import stack as local_stack
 from shoplake.config import Settings
+from shoplake.ingestion.topics import KafkaUnavailableError
+from shoplake.ingestion.verify import end_offsets
 from shoplake.stack import process, service
 
 STOP_TIMEOUT = 60.0
@@ -44,3 +46,22 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, i
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def settled_end_offsets(settings: Settings, timeout: float = 120.0) -> dict[int, int]:
+    """The topic's end offsets once every partition answers again.
+
+    Right after a broker (re)start it is healthy - it answers metadata requests - but for a moment may
+    still refuse offset requests for partitions it is taking leadership of (NOT_LEADER_FOR_PARTITION).
+    """
+    found: dict[int, int] = {}
+
+    def readable() -> bool:
+        try:
+            found.update(end_offsets(settings))
+        except KafkaUnavailableError:
+            return False
+        return True
+
+    wait_for(readable, "every partition to answer an offset request", timeout=timeout, interval=0.5)
+    return found

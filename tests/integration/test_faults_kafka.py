@@ -101,7 +101,7 @@ def test_broker_killed_mid_run_every_message_delivered_exactly_once(settings: Se
     result = produce_encoded(settings, batches())
     assert restarted.is_set()
     assert result.sent == result.delivered == N and result.failed == 0
-    after = end_offsets(settings)
+    after = faults.settled_end_offsets(settings)
     assert sum(after[p] - before.get(p, 0) for p in after) == N  # topic growth = delivered
     ids = transaction_ids(settings, before, after)
     assert len(ids) == len(set(ids)) == N  # no retry was written twice
@@ -123,4 +123,4 @@ def test_broker_down_for_good_fails_loudly_with_the_tally(settings: Settings) ->
     assert tally.sent == N // 2 and tally.delivered == 0 and tally.failed == N // 2
     assert "delivered" in str(failure.value)
     faults.start(settings, "kafka")
-    assert sum(end_offsets(settings).values()) == 0  # nothing was half-written
+    assert sum(faults.settled_end_offsets(settings).values()) == 0  # nothing was half-written

@@ -28,7 +28,6 @@ from shoplake.ingestion.generator import run_prefix
 from shoplake.ingestion.producer import DeliveryError, produce_encoded
 from shoplake.ingestion.run import encoded_batches, validate_params
 from shoplake.ingestion.topics import ensure_topic
-from shoplake.ingestion.verify import end_offsets
 from shoplake.stack import kafka, process
 from tests.integration import faults
 
@@ -78,7 +77,7 @@ def run_batches(settings: Settings, run_key: str, n: int) -> list[EncodedBatch]:
 
 def topic_ids(settings: Settings) -> list[str]:
     """Every transaction id in the topic, read from the beginning (with whatever nodes are up)."""
-    after = end_offsets(settings)
+    after = faults.settled_end_offsets(settings)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
