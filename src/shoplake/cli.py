@@ -102,6 +102,8 @@ def _cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
+    # Only the logs that exist (Kafka lists a process per possible cluster node), unless there are none yet.
+    paths = [path for path in paths if path.is_file()] or paths
     for path in paths:
         if len(paths) > 1:
             print(f"==> {path} <==")
@@ -134,10 +136,11 @@ def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
     """Catch-up (--once) or continuous streaming in the foreground."""
     from shoplake.streaming import service
 
+    queries = tuple(args.query) if args.query else None
     if args.once:
-        print(json.dumps(service.run_once(settings), indent=2))
+        print(json.dumps(service.run_once(settings, queries=queries), indent=2))
     else:
-        service.run_forever(settings)
+        service.run_forever(settings, queries=queries)
     return 0
 
 
@@ -185,6 +188,12 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     ssub = stream.add_subparsers(dest="stream_command", required=True)
     p = ssub.add_parser("run", help="run in the foreground (continuous; --once = catch-up and exit)")
     p.add_argument("--once", action="store_true", help="process everything available now, then exit")
+    p.add_argument(
+        "--query",
+        action="append",
+        choices=["bronze", "silver", "warehouse", "gold", "scorer"],
+        help="run only this query (repeatable); `--query scorer` = the streaming fraud scorer",
+    )
     p.set_defaults(handler=_cmd_stream_run)
     p = ssub.add_parser("start", help="start the supervised continuous runner in the background")
     p.set_defaults(handler=_cmd_stream_start)
