@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from shoplake.quality import checks
-from shoplake.quality.audit import SEED_REFERENCES, allowed_codes, sunk_silver_version
+from shoplake.quality.audit import SEED_REFERENCES, DataQualityError, allowed_codes, publish_gate, sunk_silver_version
 
 SEEDS = Path(__file__).resolve().parents[2] / "dbt" / "seeds"
 
@@ -102,3 +102,24 @@ def test_sunk_silver_version_reads_the_last_committed_delta_offset(tmp_path: Pat
     snapshot = '{"sourceVersion":1,"reservoirId":"r","reservoirVersion":3,"index":7,"isStartingVersion":true}'
     assert sunk_silver_version(_checkpoint(tmp_path / "b", {0: snapshot}, [0])) is None
     assert sunk_silver_version(tmp_path / "never-started") is None
+
+
+@pytest.mark.unit
+def test_missing_silver_blocks_publishing_and_alerts(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from shoplake.config import Settings
+    from shoplake.monitoring.notify import read_outbox
+    from shoplake.streaming.config import load_streaming_config
+
+    settings = Settings.from_env(
+        {
+            "SHOPLAKE_HOME": str(tmp_path / "home"),
+            "DELTA_BASE_PATH": str(tmp_path / "lake"),
+            "ALERT_DRY_RUN": "true",
+            "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+        }
+    )
+    with pytest.raises(DataQualityError, match="silver table missing"):
+        publish_gate(settings, load_streaming_config(settings), datetime.now(UTC), caller="unit")
+    assert "silver table missing" in str(read_outbox(settings)[-1])

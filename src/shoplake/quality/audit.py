@@ -133,13 +133,20 @@ def latest(settings: Settings) -> dict[str, Any] | None:
 
 def publish_gate(settings: Settings, cfg: StreamingConfig, now: datetime, caller: str = "shoplake dq") -> QualityRun:
     """Audit + store; on failure alert and raise :class:`DataQualityError` so the publishing step stops."""
-    run = run_audit(settings, cfg, now)
+    from shoplake.monitoring.notify import Alert, notify
+
+    def blocked(summary: str) -> None:
+        notify(settings, Alert(kind="data quality failed", severity="error", dag_id=caller, error=summary))
+
+    try:
+        run = run_audit(settings, cfg, now)
+    except DataQualityError as exc:  # nothing to audit (silver missing): publishing is blocked all the same
+        blocked(str(exc))
+        raise
     path = store(settings, run)
     if not run.passed:
-        from shoplake.monitoring.notify import Alert, notify
-
         summary = "; ".join(f"{c.name}: {c.detail or c.observed}" for c in run.failed)
-        notify(settings, Alert(kind="data quality failed", severity="error", dag_id=caller, error=summary))
+        blocked(summary)
         raise DataQualityError(f"data-quality audit failed, publishing blocked (results {path}): {summary}")
     return run
 
