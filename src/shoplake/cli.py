@@ -425,10 +425,10 @@ def _cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
     """The ``airflow`` CLI with the local stack's configuration (metadata DB, auth, dags folder, ports)."""
     import subprocess
 
-    from shoplake.stack.airflow import airflow_env
+    from shoplake.stack.airflow import cli_env
 
     argv = [a for a in args.airflow_args if a != "--"] or ["--help"]
-    return subprocess.run([sys.executable, "-m", "airflow", *argv], env=airflow_env(settings), check=False).returncode
+    return subprocess.run([sys.executable, "-m", "airflow", *argv], env=cli_env(settings, argv), check=False).returncode
 
 
 def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

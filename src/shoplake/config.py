@@ -104,6 +104,7 @@ class Settings:
     alert_webhook_url: str = ""  # Slack incoming webhook or any JSON webhook; empty = no posts
     alert_emails: tuple[str, ...] = ()  # recipients of Airflow's failure/retry e-mails; empty = none
     airflow_parallelism: int = 2  # concurrent task slots of the local scheduler (2 cores)
+    airflow_deadline_scale: float = 1.0  # multiplies every DAG's deadline alert interval; 0 = no deadline alerts
     health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
     delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
     kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
@@ -315,6 +316,9 @@ class Settings:
             alert_emails=_emails(get("ALERT_EMAILS", ""), errors),
             airflow_parallelism=typed(
                 "AIRFLOW_PARALLELISM", "2", int, lambda v: 1 <= v <= 64, "must be an integer 1-64"
+            ),
+            airflow_deadline_scale=typed(
+                "AIRFLOW_DEADLINE_SCALE", "1", float, lambda v: 0 <= v <= 1000, "must be a number in [0, 1000]"
             ),
             health_max_table_age_hours=typed(
                 "HEALTH_MAX_TABLE_AGE_HOURS", "24", float, lambda v: v > 0, "must be a positive number of hours"

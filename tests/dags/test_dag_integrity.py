@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,15 @@ def test_schedule_and_task_order_match_the_contract(bag: Any, dag_id: str) -> No
     assert [t.task_id for t in dag.leaves] == [order[-1]]
 
 
+# Measured from when a run is queued (AIRFLOW_DEADLINE_SCALE=1, the default).
+DEADLINES = {
+    "data_ingestion_pipeline": timedelta(minutes=30),
+    "dbt_orchestration": timedelta(hours=1),
+    "ml_pipeline_orchestration": timedelta(hours=8),
+    "spark_streaming_orchestration": timedelta(minutes=30),
+}
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("dag_id", sorted(CONTRACT))
 def test_defaults_docs_tags_retries_alerts_deadline(bag: Any, dag_id: str) -> None:
@@ -106,7 +116,11 @@ def test_defaults_docs_tags_retries_alerts_deadline(bag: Any, dag_id: str) -> No
     dag = bag.dags[dag_id]
     assert dag.doc_md and len(dag.doc_md.strip()) > 100
     assert "shoplake" in dag.tags and len(dag.tags) >= 2
-    assert dag.deadline, "every DAG has a deadline alert"
+    alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline
+    assert alert is not None, "every DAG has a deadline alert"
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval == DEADLINES[dag_id]
+    assert alert.callback.serialize()["path"] == "shoplake.airflow.alerts.deadline_missed"
     for t in dag.tasks:
         assert t.owner == "data-platform"
         assert t.retries >= 1

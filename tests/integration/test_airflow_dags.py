@@ -1,34 +1,18 @@
 """The ingestion DAG run by the real Airflow scheduler against the real local stack.
 
-Airflow is not a core service (it is heavy): this module asks for it and stops it afterwards only if it
-started it. Runs are created and awaited through the REST API, as the UI and the demo do.
+Airflow comes from the session fixture ``airflow`` (conftest). Runs are created and awaited through the
+REST API, as the UI and the demo do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from shoplake import stack as local_stack
 from shoplake.airflow.rest import AirflowApiError, AirflowClient
 from shoplake.config import Settings
 
 DAG = "data_ingestion_pipeline"
 RUN_TIMEOUT = 900.0
-
-
-@pytest.fixture(scope="module")
-def airflow(stack: Settings) -> Iterator[AirflowClient]:
-    already = any(row.name == "airflow" and row.healthy for row in local_stack.status(stack))
-    local_stack.up(stack, ["airflow"])
-    client = AirflowClient(stack)
-    client.wait_for_dag(DAG, timeout=stack.service_start_timeout)
-    try:
-        yield client
-    finally:
-        if not already:
-            local_stack.down(stack, ["airflow"])
 
 
 def _total_offsets(settings: Settings) -> int:

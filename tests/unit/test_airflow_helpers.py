@@ -55,7 +55,34 @@ def test_deadline_alert_is_measured_from_queueing_with_our_callback() -> None:
     from shoplake.airflow.defaults import deadline
 
     alert = deadline("dbt_orchestration", timedelta(hours=1))
+    assert alert is not None
     assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
     assert alert.interval == timedelta(hours=1)
     assert alert.callback.serialize()["path"] == "shoplake.airflow.alerts.deadline_missed"
     assert alert.callback.serialize()["kwargs"] == {"dag_id": "dbt_orchestration"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("scale", "expected"), [("2", timedelta(hours=2)), ("0.001", timedelta(seconds=3.6)), ("0", None)]
+)
+def test_deadline_scale_multiplies_every_deadline_and_zero_removes_it(
+    monkeypatch: pytest.MonkeyPatch, scale: str, expected: timedelta | None
+) -> None:
+    from shoplake.airflow import defaults
+    from shoplake.config import Settings
+
+    monkeypatch.setenv("AIRFLOW_DEADLINE_SCALE", scale)
+    monkeypatch.setattr(defaults, "get_settings", Settings.from_env)
+    alert = defaults.deadline("dbt_orchestration", timedelta(hours=1))
+    assert (alert.interval if alert else None) == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("scale", ["-1", "1001", "soon"])
+def test_deadline_scale_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch, scale: str) -> None:
+    from shoplake.config import ConfigError, Settings
+
+    monkeypatch.setenv("AIRFLOW_DEADLINE_SCALE", scale)
+    with pytest.raises(ConfigError, match="AIRFLOW_DEADLINE_SCALE"):
+        Settings.from_env()

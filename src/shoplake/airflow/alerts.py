@@ -7,7 +7,8 @@ this is a dry run. Failures and missed deadlines are ``critical`` (they page), r
 The webhook can also come from the Airflow connection ``shoplake_alerts`` (its host = the full webhook URL,
 e.g. a Slack incoming webhook): set in the UI or REST API, it takes effect for running components at once,
 where ``ALERT_WEBHOOK_URL`` needs a restart of the stack. The deadline callback runs in the triggerer's
-event loop, so it looks the connection up asynchronously and sends from a worker thread.
+event loop: it looks the connection up and sends from a worker thread, through the sync SDK (the async
+lookup misses metadata-DB connections in the triggerer, apache/airflow#63929).
 """
 
 from __future__ import annotations
@@ -60,16 +61,6 @@ def _task_settings() -> Settings:
         return get_settings()
 
 
-async def _triggerer_settings() -> Settings:
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        return with_connection(get_settings(), await Connection.async_get(ALERT_CONNECTION_ID))
-    except AirflowNotFoundException:
-        return get_settings()
-
-
 def on_failure(context: Any) -> None:
     notify(_task_settings(), from_context("task failed", "critical", context))
 
@@ -93,4 +84,4 @@ async def deadline_missed(context: Any = None, **kwargs: Any) -> None:
         run_id=str(run.get("dag_run_id") or "-"),
         error=f"not finished by {due}" if due else "",
     )
-    await asyncio.to_thread(notify, await _triggerer_settings(), alert)  # never block the triggerer's loop
+    await asyncio.to_thread(lambda: notify(_task_settings(), alert))  # never block the triggerer's loop
