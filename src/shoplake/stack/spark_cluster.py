@@ -55,6 +55,9 @@ def daemon_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     return {
         **base,
         "SPARK_HOME": str(spark_home()),
+        # The wheel has jars/ but no RELEASE file: without this the launcher that builds executor commands
+        # looks for a source build's directories and every executor fails to start.
+        "SPARK_SCALA_VERSION": "2.13",
         "JAVA_HOME": _java_home(),
         "SPARK_LOCAL_IP": settings.bind_host,
         # Executors' Python workers run this interpreter (the venv with shoplake, fastavro, pyarrow).
