@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 import psycopg
 from benchmarks_md import write_section
+from process_tree import cpu_seconds, loadavg
 from psycopg import sql
 
 from shoplake.config import Settings, get_settings
@@ -76,14 +78,23 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
         f"bench-ceiling-{os.getpid()}",
     ]
     started = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     lines = [ln for ln in proc.stdout.splitlines() if re.match(r"^\d{4}-", ln)]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"ConsumerPerformance failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
     fields = [f.strip() for f in lines[-1].split(",")]
-    return {"messages": int(fields[4]), "per_second": float(fields[5]), "mb_per_second": float(fields[3]), "wall": wall}
+    return {
+        "messages": int(fields[4]),
+        "per_second": float(fields[5]),
+        "mb_per_second": float(fields[3]),
+        "wall": wall,
+        "cpu": cpu,
+    }
 
 
 def ours(settings: Settings, n: int) -> dict[str, Any]:
@@ -110,7 +121,14 @@ def ours(settings: Settings, n: int) -> dict[str, Any]:
     started = time.perf_counter()
     spark = spark_session(settings, app_name="shoplake-bench-streaming", shuffle_partitions=cfg.shuffle_partitions)
     session_seconds = time.perf_counter() - started
-    stages = {r.query: r for r in run_catch_up(spark, cfg, ("bronze", "silver", "warehouse", "gold"))}
+    stages, cpu, load = {}, {}, {}
+    for stage in ("bronze", "silver", "warehouse", "gold"):
+        # Stage by stage (what run_catch_up does) so each one's CPU time and load average can be read.
+        load[stage] = loadavg()
+        before = cpu_seconds()
+        stages[stage] = run_catch_up(spark, cfg, (stage,))[0]
+        cpu[stage] = cpu_seconds() - before
+        print(stage, stages[stage], f"cpu {cpu[stage]:.1f} s, load {load[stage]}", flush=True)
     silver = spark.read.format("delta").load(str(cfg.silver_path)).count()
     quarantine = spark.read.format("delta").load(str(cfg.quarantine_path)).count()
     spark.stop()
@@ -122,7 +140,9 @@ def ours(settings: Settings, n: int) -> dict[str, Any]:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(cfg.warehouse_schema)))
     return {
         "session_seconds": session_seconds,
-        "stages": {k: {"seconds": v.seconds, "rows": v.input_rows} for k, v in stages.items()},
+        "stages": {
+            k: {"seconds": v.seconds, "rows": v.input_rows, "cpu": cpu[k], "load": load[k]} for k, v in stages.items()
+        },
         "silver_rows": silver,
         "quarantine_rows": quarantine,
         "warehouse_rows": warehouse,
@@ -145,23 +165,31 @@ def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any]) -> str:
         "  registry and PostgreSQL run on the same 2 cores. Session start-up excluded: "
         f"{res['session_seconds']:.1f} s.",
         "",
-        "| stage | events | seconds | events/s |",
-        "| --- | --- | --- | --- |",
-        f"| ceiling: Kafka ConsumerPerformance (Java) | {ceil['messages']:,} | {ceil['wall']:.1f} (wall) | "
-        f"{ceil['per_second']:,.0f} |",
+        "| stage | events | seconds (wall) | events/s (wall) | CPU s | events per CPU s | load at start |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| ceiling: Kafka ConsumerPerformance (Java) | {ceil['messages']:,} | {ceil['wall']:.1f} | "
+        f"{ceil['per_second']:,.0f} (tool's own clock) | {ceil['cpu']:.1f} | {ceil['messages'] / ceil['cpu']:,.0f} | |",
     ]
     for name in ("bronze", "silver", "warehouse", "gold"):
         s = st[name]
-        lines.append(f"| {name} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows'] / max(s['seconds'], 1e-9):,.0f} |")
+        lines.append(
+            f"| {name} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows'] / max(s['seconds'], 1e-9):,.0f} | "
+            f"{s['cpu']:.1f} | {s['rows'] / max(s['cpu'], 1e-9):,.0f} | {s['load']} |"
+        )
+    core_cpu = st["bronze"]["cpu"] + st["silver"]["cpu"]
     lines += [
-        f"| **Kafka -> bronze -> silver (catch-up)** | {n:,} | {core:.1f} | **{rate:,.0f}** |",
+        f"| **Kafka -> bronze -> silver (catch-up)** | {n:,} | {core:.1f} | **{rate:,.0f}** | {core_cpu:.1f} | "
+        f"{n / core_cpu:,.0f} | |",
         "",
-        f"- Target >= 50,000 events/s (Kafka -> bronze -> silver): **{target}** ({rate:,.0f} events/s; "
+        f"- Target >= 50,000 events/s (Kafka -> bronze -> silver, wall clock): **{target}** ({rate:,.0f} events/s; "
         f"{rate / ceil['per_second']:.2f} of the raw consumer ceiling).",
+        f"- CPU: {core_cpu:.1f} CPU-seconds for bronze + silver (the Spark driver JVM and its Python workers), i.e. "
+        f"{n / core_cpu:,.0f} events per CPU-second; with both cores to itself and perfect overlap that is at "
+        f"most {2 * n / core_cpu:,.0f} events/s.",
         f"- Result check: silver {res['silver_rows']:,} rows, quarantine {res['quarantine_rows']:,}, "
         f"PostgreSQL raw {res['warehouse_rows']:,} (N = {n:,}).",
         "- The gold row counts are the silver rows the three aggregations consumed (each reads silver once).",
-        "- Freshness at 2,000 events/s (p50/p95/p99) is not measured yet.",
+        "- Freshness and memory at a steady rate: section Streaming freshness (bench/bench_freshness.py).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from pyspark.sql import SparkSession
 from shoplake.config import Settings, env_for_children
 from shoplake.contracts.schemas import schema_dict, schema_text
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.streaming.enrich import ENRICHMENT_COLUMNS
 from shoplake.streaming.jobs import run_catch_up
 from shoplake.streaming.session import spark_session
 
@@ -219,6 +221,26 @@ def test_n_produced_lands_exactly_once_field_for_field(spark: SparkSession, lane
     assert warehouse_records(lane.cfg) == records
     progress = [json.loads(line) for line in lane.cfg.metrics_path.read_text().splitlines()]
     assert {"bronze", "silver", "warehouse"} <= {p["query"] for p in progress}
+
+    # Silver carries the reference-data attributes (record 0: grocery at a US merchant, paid from the US, 1.00 USD).
+    first = spark.read.format("delta").load(str(lane.cfg.silver_path)).where("transaction_id = 'it-00000000'")
+    assert first.select(*ENRICHMENT_COLUMNS).first() == (
+        "everyday",
+        False,
+        "north_america",
+        "low",
+        "north_america",
+        "low",
+        False,
+        Decimal("1.00"),
+    )
+    # The sink indexes loaded_at (dbt's incremental models and source freshness filter on it).
+    with psycopg.connect(lane.cfg.postgres_dsn) as conn:
+        indexes = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (lane.cfg.warehouse_schema, lane.cfg.warehouse_table),
+        ).fetchall()
+    assert any("(loaded_at)" in row[0] for row in indexes)
 
 
 def test_poison_is_quarantined_with_its_reason_and_valid_records_flow(spark: SparkSession, lane: Lane) -> None:

@@ -21,7 +21,9 @@ from shoplake.streaming.transforms import (
     decode_frames,
     first_per_transaction,
     quarantine_rows,
+    repeated_ids,
     silver_rows,
+    unseen_first_copies,
     validate,
 )
 
@@ -180,3 +182,34 @@ def test_first_per_transaction_keeps_the_earliest_copy(spark: SparkSession) -> N
             Row(transaction_id="b", amount_cents=12_345, kafka_offset=1),
         ],
     )
+
+
+def test_unseen_first_copies_drops_stored_ids_and_later_copies(spark: SparkSession) -> None:
+    rows = silver_rows(
+        validated(
+            spark,
+            [
+                framed(record(transaction_id="a", amount_cents=1)),
+                framed(record(transaction_id="b")),
+                framed(record(transaction_id="a", amount_cents=2)),
+                framed(record(transaction_id="c")),
+            ],
+        )
+    )
+    stored = spark.createDataFrame([("b",), ("z",)], "transaction_id string")
+    out = unseen_first_copies(rows, stored).select("transaction_id", "amount_cents", "kafka_offset")
+    assertDataFrameEqual(
+        out,
+        [
+            Row(transaction_id="a", amount_cents=1, kafka_offset=0),
+            Row(transaction_id="c", amount_cents=12_345, kafka_offset=3),
+        ],
+    )
+
+
+def test_repeated_ids_names_exactly_the_ids_that_need_deduplication(spark: SparkSession) -> None:
+    ids = spark.createDataFrame([("a",), ("b",), ("a",), ("c",), ("d",)], "transaction_id string")
+    stored = spark.createDataFrame([("c",), ("z",)], "transaction_id string")
+    assertDataFrameEqual(repeated_ids(ids, stored), [Row(transaction_id="a"), Row(transaction_id="c")])
+    fresh = spark.createDataFrame([("x",), ("y",)], "transaction_id string")
+    assert repeated_ids(fresh, stored).isEmpty()

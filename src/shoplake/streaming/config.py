@@ -54,6 +54,7 @@ class StreamingConfig:
     warehouse_table: str
     postgres_dsn: str = field(repr=False)  # holds the password
     shuffle_partitions: int
+    reference_dir: Path
     continuous_stages: tuple[str, ...] = DEFAULT_CONTINUOUS
     warehouse_max_bytes_per_trigger: str = "64m"
     driver_memory: str = "2g"
@@ -176,6 +177,9 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
     partitions = typed(spark, "spark", "shuffle_partitions", int, 4)
     if partitions < 1:
         errors.append(f"spark.shuffle_partitions={partitions}: must be >= 1")
+    reference: str = typed(silver, "silver", "reference_data", str, "dbt/seeds")
+    if not reference:
+        errors.append("silver.reference_data must name the folder of the reference CSV files")
     age = typed(silver, "silver", "max_event_age_days", int, 3650)
     skew = typed(silver, "silver", "max_clock_skew_minutes", int, 60)
     if age < 1 or skew < 0:
@@ -205,6 +209,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         warehouse_table=table_name,
         postgres_dsn=settings.postgres_dsn(),
         shuffle_partitions=partitions,
+        reference_dir=settings.project_dir / reference,
         continuous_stages=stages,
         warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),

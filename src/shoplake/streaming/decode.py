@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import fastavro
+import numpy as np
 import pyarrow as pa
 import requests
+
+from shoplake.streaming.vector_decode import candidate_ids, decode_values, plan
 
 MAGIC_BYTE: Final = 0
 HEADER_SIZE: Final = 5
@@ -150,6 +153,7 @@ class Decoder:
     def __post_init__(self) -> None:
         self._reader = fastavro.parse_schema(without_logical_types(self.reader_schema))
         self._names = [f["name"] for f in self.reader_schema["fields"]]
+        self._plan = plan(without_logical_types(self.reader_schema))
 
     def _schemas_for(self, schema_id: int) -> tuple[Any, Any] | None:
         if schema_id not in self._parsed:
@@ -201,7 +205,42 @@ class Decoder:
         return schema_id, record, None, None
 
     def decode_batch(self, batch: pa.RecordBatch, value_column: str = "value") -> pa.RecordBatch:
-        """``batch`` plus the status columns and one column per reader-schema field."""
+        """``batch`` plus the status columns and one column per reader-schema field, rows in input order.
+
+        Well-formed records of the reader schema are decoded for the whole batch at once
+        (:mod:`.vector_decode`); every other message goes through :meth:`decode`, one by one.
+        """
+        values = batch.column(value_column)
+        fields = self._plan
+        if fields is None or batch.num_rows == 0:
+            return self.decode_rows(batch, value_column)
+        fast_ids = frozenset(i for i in candidate_ids(values) if i <= MAX_SCHEMA_ID and self.reads_as_reader(i))
+        if not fast_ids:
+            return self.decode_rows(batch, value_column)
+        decoded = decode_values(values, fields, fast_ids)
+        n = batch.num_rows
+        status = [decoded.schema_ids, pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
+        fast = pa.RecordBatch.from_arrays(
+            [*batch.columns, *status, *decoded.columns], schema=self._out_schema(batch.schema)
+        )
+        if decoded.ok.all():
+            return fast
+        slow_rows = np.flatnonzero(~decoded.ok)
+        slow = self.decode_rows(batch.take(pa.array(slow_rows)), value_column)
+        if slow_rows.size == n:
+            return slow
+        # Fast rows then slow rows, put back in input order.
+        fast_rows = np.flatnonzero(decoded.ok)
+        both = pa.Table.from_batches([fast.take(pa.array(fast_rows)), slow]).combine_chunks()
+        order = np.empty(n, dtype=np.int64)
+        order[np.concatenate([fast_rows, slow_rows])] = np.arange(n)
+        return both.take(pa.array(order)).to_batches()[0]
+
+    def _out_schema(self, bronze: pa.Schema) -> pa.Schema:
+        return pa.schema([*bronze, *DECODE_STATUS_FIELDS, *record_fields(self.reader_schema)])
+
+    def decode_rows(self, batch: pa.RecordBatch, value_column: str = "value") -> pa.RecordBatch:
+        """:meth:`decode_batch`, one :meth:`decode` call per message (the reference every fast path matches)."""
         values = batch.column(value_column).to_pylist()
         n = len(values)
         ids: list[int | None] = [None] * n
@@ -221,8 +260,7 @@ class Decoder:
         out_fields = [*record_fields(self.reader_schema)]
         arrays = [pa.array(ids, pa.int32()), pa.array(errors, pa.string()), pa.array(details, pa.string())]
         arrays += [pa.array(cols[f.name], f.type) for f in out_fields]
-        names_out = [*batch.schema.names, *(f.name for f in DECODE_STATUS_FIELDS), *(f.name for f in out_fields)]
-        return pa.RecordBatch.from_arrays([*batch.columns, *arrays], names=names_out)
+        return pa.RecordBatch.from_arrays([*batch.columns, *arrays], schema=self._out_schema(batch.schema))
 
 
 def decode_batches(batches: Iterator[pa.RecordBatch], decoder: Decoder) -> Iterator[pa.RecordBatch]:

@@ -3,9 +3,9 @@
 Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 
 * ``bronze``    Kafka -> Delta bronze, Delta's own exactly-once streaming sink, partitioned by event date.
-* ``silver``    bronze -> decode + validate -> silver (insert-only MERGE on ``transaction_id``, so a replay or
-                a re-sent record never duplicates) and quarantine (append with ``txnAppId``/``txnVersion``,
-                so a replayed batch is skipped by Delta itself).
+* ``silver``    bronze -> decode + validate + enrich -> silver and quarantine, both appended with
+                ``txnAppId``/``txnVersion`` (a replayed batch is skipped by Delta itself); silver drops the
+                ``transaction_id``s it already holds first, so a re-sent record never duplicates.
 * ``warehouse`` silver -> PostgreSQL ``raw.transactions`` (keyed upsert, see :mod:`.warehouse_sink`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
@@ -24,11 +24,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
@@ -36,15 +38,16 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 from shoplake.contracts.schemas import schema_dict
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
+from shoplake.streaming.enrich import ReferenceData, enrich, load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
-from shoplake.streaming.jvm_decode import decode_frames_fast
 from shoplake.streaming.transforms import (
     BRONZE_SCHEMA,
     bronze_projection,
     decode_frames,
-    first_per_transaction,
     quarantine_rows,
+    repeated_ids,
     silver_rows,
+    unseen_first_copies,
     validate,
 )
 from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
@@ -101,57 +104,110 @@ def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
 # ---- silver + quarantine ------------------------------------------------------------------------------
 @dataclass
 class SilverBatch:
-    """``foreachBatch`` body of the silver query (runs on the driver)."""
+    """``foreachBatch`` body of the silver query (runs on the driver).
+
+    Exactly once without a MERGE: the batch's new rows are appended with ``txnAppId``/``txnVersion``, so a
+    replayed batch (a crash after the write, before the checkpoint) is skipped by Delta itself, and a
+    re-sent record is dropped before the append because its ``transaction_id`` is already stored. That
+    lookup reads only the ``transaction_id`` column of the silver files whose ``event_date`` partition and
+    ``event_time`` statistics overlap the batch (file skipping): a transaction id names one payment attempt
+    with one event time, so its copies always land in the same range. Rows are shuffled and sorted for
+    deduplication only when some id is repeated (:func:`repeated_ids` is empty in the normal case).
+    """
 
     cfg: StreamingConfig
     reader_schema: dict[str, Any]
+    reference: ReferenceData
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        spark = batch.sparkSession
         decoder = Decoder(self.reader_schema, RegistrySchemas(self.cfg.schema_registry_url))
-        # The fast decode reads the batch three times (its schema ids, the JVM rows, the Python rows): cache
-        # it so the source is scanned once and the query's input-row metric counts each record once.
-        batch = batch.persist()
+        app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
+        # Cached: the sinks below read it several times, and the decode (Python) must run once per record.
         checked = validate(
-            decode_frames_fast(batch, decoder),
+            decode_frames(batch.drop(*_UNUSED_BRONZE), decoder),
             max_event_age_days=self.cfg.max_event_age_days,
             max_clock_skew_minutes=self.cfg.max_clock_skew_minutes,
         ).persist()
         try:
-            (
-                quarantine_rows(checked)
-                .write.format("delta")
-                .mode("append")
-                .option("txnAppId", f"quarantine-{_checkpoint_id(self.cfg.checkpoint('silver'))}")
-                .option("txnVersion", batch_id)
-                .save(str(self.cfg.quarantine_path))
-            )
-            updates = first_per_transaction(silver_rows(checked))
-            (
-                DeltaTable.forPath(spark, str(self.cfg.silver_path))
-                .alias("s")
-                .merge(updates.alias("u"), "s.transaction_id = u.transaction_id")
-                .whenNotMatchedInsertAll()
-                .execute()
-            )
+            valid = sf.col("reason").isNull()
+            summary = checked.agg(
+                sf.count_if(~valid).alias("quarantined"),
+                sf.min(sf.when(valid, sf.col("event_time"))).alias("low"),
+                sf.max(sf.when(valid, sf.col("event_time"))).alias("high"),
+            ).first()
+            if summary is None:
+                return
+            if summary.quarantined:
+                (
+                    quarantine_rows(checked)
+                    .write.format("delta")
+                    .mode("append")
+                    .option("txnAppId", f"quarantine-{app_id}")
+                    .option("txnVersion", batch_id)
+                    .save(str(self.cfg.quarantine_path))
+                )
+            if summary.low is not None:
+                self._append(checked, summary.low, summary.high, app_id=app_id, batch_id=batch_id)
         finally:
             checked.unpersist()
-            batch.unpersist()
+
+    def _append(self, checked: DataFrame, low_ms: int, high_ms: int, *, app_id: str, batch_id: int) -> None:
+        """Append the valid rows whose ``transaction_id`` silver does not hold yet (event times low..high ms)."""
+        rows = enrich(silver_rows(checked), self.reference)
+        existing = (
+            checked.sparkSession.read.format("delta")
+            .load(str(self.cfg.silver_path))
+            .where(sf.col("event_date").between(_utc_date(low_ms), _utc_date(high_ms)))
+            .where(
+                sf.col("event_time").between(sf.timestamp_millis(sf.lit(low_ms)), sf.timestamp_millis(sf.lit(high_ms)))
+            )
+            .select("transaction_id")
+        )
+        if not repeated_ids(rows, existing).isEmpty():
+            rows = unseen_first_copies(rows, existing)
+        (
+            rows.write.format("delta")
+            .mode("append")
+            # Enrichment columns added by an upgrade extend an existing table instead of failing the batch.
+            .option("mergeSchema", "true")
+            .option("txnAppId", f"silver-{app_id}")
+            .option("txnVersion", batch_id)
+            .save(str(self.cfg.silver_path))
+        )
+
+
+# Bronze columns neither silver nor quarantine keep: not decoded, not cached.
+_UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
+
+
+def _utc_date(epoch_ms: int) -> date:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
 
 
 def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty silver table (MERGE needs a target) with the transform's exact schema."""
+    """Create the empty silver table (so readers can start before the first batch) with the exact schema."""
     if DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
         return
     empty = spark.createDataFrame([], _silver_schema(spark))
     empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
 
 
+def ensure_quarantine_table(spark: SparkSession, cfg: StreamingConfig) -> None:
+    """Create the empty quarantine table: batches without rejects do not write it, but readers expect it."""
+    if DeltaTable.isDeltaTable(spark, str(cfg.quarantine_path)):
+        return
+    empty = spark.createDataFrame([], quarantine_rows(_checked_empty(spark)).schema)
+    empty.write.format("delta").mode("ignore").save(str(cfg.quarantine_path))
+
+
+def _checked_empty(spark: SparkSession) -> DataFrame:
+    """The transforms run on an empty bronze frame: the one source of truth for the tables' schemas."""
+    bronze = spark.createDataFrame([], BRONZE_SCHEMA).drop(*_UNUSED_BRONZE)
+    return validate(decode_frames(bronze, Decoder(schema_dict(), StaticSchemas({}))))
+
+
 def _silver_schema(spark: SparkSession) -> Any:
-    """Silver's schema, derived by running the transforms on an empty bronze frame (one source of truth)."""
-    bronze = spark.createDataFrame([], BRONZE_SCHEMA)
-    decoder = Decoder(schema_dict(), StaticSchemas({}))
-    return silver_rows(validate(decode_frames(bronze, decoder))).schema
+    return enrich(silver_rows(_checked_empty(spark)), ReferenceData({}, {}, {})).schema
 
 
 def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
@@ -165,12 +221,13 @@ def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
 def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
     ensure_bronze_table(spark, cfg)
     ensure_silver_table(spark, cfg)
+    ensure_quarantine_table(spark, cfg)
     writer = (
         spark.readStream.format("delta")
         .load(str(cfg.bronze_path))
         .writeStream.queryName("silver")
         .option("checkpointLocation", str(cfg.checkpoint("silver")))
-        .foreachBatch(SilverBatch(cfg, schema_dict()))
+        .foreachBatch(SilverBatch(cfg, schema_dict(), load_reference(cfg.reference_dir)))
     )
     return _trigger(writer, mode, cfg.triggers["silver"]).start()
 

@@ -92,6 +92,12 @@ def _ensure_table(target: WarehouseTable) -> None:
                 "CREATE TABLE IF NOT EXISTS {} ({}, loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY ({}))"
             ).format(target.ident, columns, sql.Identifier(KEY))
         )
+        # dbt's incremental marts and source freshness filter on loaded_at: without an index each is a full scan.
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (loaded_at)").format(
+                sql.Identifier(f"{target.table}_loaded_at_idx"), target.ident
+            )
+        )
         conn.execute(
             sql.SQL("COMMENT ON COLUMN {}.loaded_at IS {}").format(
                 target.ident, sql.Literal("when the streaming sink last wrote the row (dbt source freshness)")

@@ -1,0 +1,509 @@
+"""Freshness, consumer lag and memory of the continuous streaming service under a steady produce rate.
+
+What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up postgres kafka registry``):
+
+1. Writes a private copy of the streaming config (``conf/streaming.toml`` with its own topic, Delta tables,
+   checkpoints and warehouse schema) and starts the continuous service with it through the same machinery
+   as ``shoplake stream start`` (supervised background process, all configured queries).
+2. Produces generated transactions at ``--rate`` events/s for ``--minutes`` (Kafka stamps each message with
+   its creation time: that is "produced"), then waits until PostgreSQL holds every one of them.
+3. Measures, per row:
+   * **silver**: the moment the Delta commit that added the row's file became visible (the commit file's
+     mtime) minus the row's Kafka timestamp;
+   * **PostgreSQL raw**: the moment a poller (every ``--poll-ms``) first saw the row's upsert transaction
+     committed (one ``loaded_at`` per transaction; the sink is a single sequential writer) minus the same
+     timestamp. Values are upper bounds by up to one poll interval.
+   Rows produced during the first ``--warmup-seconds`` (JIT, first batches) are excluded from the
+   percentiles, and their count is reported.
+4. Samples every 5 s: Kafka end offsets, the bronze query's processed offsets (its last committed batch in
+   the checkpoint), rows in silver and in raw; the lag trend is the least-squares slope of each lag over
+   the post-warm-up samples (events/s: ~0 means the pipeline keeps up, > 0 means it falls behind). The
+   streaming service's RSS (driver JVM, and the whole tree with Python workers) is sampled at the same time.
+
+``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
+``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test").
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow.parquet as pq
+from benchmarks_md import write_section
+from confluent_kafka import Producer
+from process_tree import cpu_seconds, loadavg, rss_bytes, tree
+from psycopg import sql
+
+from shoplake.config import Settings, get_settings
+from shoplake.ingestion.avro_encoder import KEY_WIDTH, encode_batch
+from shoplake.ingestion.generator import generate
+from shoplake.ingestion.producer import producer_config
+from shoplake.ingestion.topics import ensure_topic
+from shoplake.ingestion.verify import end_offsets
+
+SECTIONS = {"freshness": "## Streaming freshness", "load-test": "## Streaming load test"}
+SAMPLE_SECONDS = 5.0
+
+
+# ---- the private pipeline -----------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_text(doc: dict[str, dict[str, Any]]) -> str:
+    """The config's shape only (tables of scalars and lists): enough for the streaming config file."""
+    out = []
+    for section, values in doc.items():
+        out.append(f"[{section}]")
+        out += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        out.append("")
+    return "\n".join(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lane:
+    settings: Settings  # points STREAMING_CONFIG at the private config
+    topic: str
+    root: Path  # Delta tables and checkpoints of this run
+    schema: str  # PostgreSQL schema of raw.transactions' private copy
+
+
+def make_lane(settings: Settings, stamp: str) -> Lane:
+    topic = f"{settings.kafka_topic}.bench-fresh-{stamp}"
+    rel = Path(f"bench-fresh-{stamp}")
+    root = settings.delta_base_path / rel
+    schema = f"bench_fresh_{stamp}"
+    doc = tomllib.loads(settings.streaming_config.read_text())
+    doc.setdefault("source", {})["topics"] = [topic]
+    doc["source"]["starting_offsets"] = "earliest"
+    doc["tables"] = {
+        key: str(rel / value)
+        for key, value in {
+            "bronze": "bronze/transactions",
+            "silver": "silver/transactions",
+            "quarantine": "quarantine/transactions",
+            "gold_hourly_sales": "gold/hourly_sales",
+            "gold_customer_windows": "gold/customer_behaviour",
+            "gold_fraud_rates": "gold/fraud_rates",
+        }.items()
+    }
+    doc["paths"] = {"checkpoints": str(root / "checkpoints"), "progress_log": str(root / "progress.jsonl")}
+    doc.setdefault("warehouse", {})["schema"] = schema
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "streaming.toml"
+    conf.write_text(toml_text(doc))
+    lane_settings = dataclasses.replace(settings, streaming_config=conf, kafka_topic=topic)
+    ensure_topic(lane_settings)
+    return Lane(lane_settings, topic, root, schema)
+
+
+# ---- producing ------------------------------------------------------------------------------------------
+def produce_steady(settings: Settings, rate: int, seconds: float, stop: threading.Event) -> dict[str, Any]:
+    """Generated transactions at ``rate``/s (in 10 ms slices) for ``seconds``; returns counts and pacing."""
+    from shoplake.contracts.registry import ensure_schema
+
+    schema_id = ensure_schema(settings, subject=f"{settings.kafka_topic}-value").schema_id
+    total = int(rate * seconds)
+    failures: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer = Producer(producer_config(settings, on_delivery=on_delivery))
+    start = datetime.now(UTC)
+    batches = generate(total, 11, start, f"bench-fresh/{start.isoformat()}", span=timedelta(seconds=seconds))
+    messages = _messages(encode_batch(b, schema_id) for b in batches)
+    t0 = time.monotonic()
+    sent, behind_max = 0, 0.0
+    while sent < total and not stop.is_set():
+        due = min(total, int((time.monotonic() - t0) * rate) + max(1, rate // 100))
+        while sent < due:
+            value, key = next(messages)
+            try:
+                producer.produce(settings.kafka_topic, value, key)
+            except BufferError:
+                producer.poll(0.05)
+                producer.produce(settings.kafka_topic, value, key)
+            sent += 1
+        producer.poll(0)
+        ahead = sent / rate - (time.monotonic() - t0)
+        behind_max = max(behind_max, -ahead)
+        if ahead > 0:
+            time.sleep(ahead)  # pacing of a load generator, not a wait for a condition
+    left = producer.flush(120)
+    elapsed = time.monotonic() - t0
+    if failures or left:
+        raise SystemExit(f"producer: {len(failures)} failed, {left} unacknowledged; first: {failures[:3]}")
+    return {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "max_behind_s": behind_max}
+
+
+def _messages(batches: Iterator[Any]) -> Iterator[tuple[bytes, bytes]]:
+    for batch in batches:
+        data, offsets, keys = batch.data, batch.offsets.tolist(), batch.key_starts.tolist()
+        for i, key in enumerate(keys):
+            yield data[offsets[i] : offsets[i + 1]], data[key : key + KEY_WIDTH]
+
+
+# ---- observing ------------------------------------------------------------------------------------------
+class RawPoller(threading.Thread):
+    """Records when each warehouse upsert transaction (one ``loaded_at`` value) first became visible."""
+
+    def __init__(self, dsn: str, schema: str, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.schema, self.interval = dsn, schema, interval
+        self.first_seen: dict[datetime, float] = {}
+        self.rows = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        table = sql.Identifier(self.schema, "transactions")
+        query = sql.SQL(
+            "SELECT loaded_at, count(*) FROM {} WHERE loaded_at > %s GROUP BY loaded_at ORDER BY loaded_at"
+        ).format(table)
+        cursor = datetime(1970, 1, 1, tzinfo=UTC)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.transactions",)).fetchone()
+                if exists and exists[0]:
+                    seen = time.time()
+                    for loaded_at, count in conn.execute(query, (cursor,)).fetchall():
+                        self.first_seen.setdefault(loaded_at, seen)
+                        self.rows += int(count)
+                        cursor = max(cursor, loaded_at)
+                self.stop.wait(self.interval)
+
+
+def bronze_processed(checkpoint: Path) -> int:
+    """Kafka records the bronze query has committed (sum over partitions of its last batch's end offsets)."""
+    commits = [int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")] if checkpoint.is_dir() else []
+    if not commits:
+        return 0
+    lines = (checkpoint / "offsets" / str(max(commits))).read_text().splitlines()
+    offsets = json.loads(lines[-1])
+    return sum(int(o) for partitions in offsets.values() for o in partitions.values())
+
+
+def delta_commits(table: Path) -> list[tuple[float, list[str], int]]:
+    """``(visible_at, added files, added records)`` per commit of ``table``, oldest first."""
+    out = []
+    log = table / "_delta_log"
+    for path in sorted(log.glob("[0-9]*.json")) if log.is_dir() else []:
+        files, records = [], 0
+        for line in path.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                files.append(action["add"]["path"])
+                records += int(json.loads(action["add"].get("stats") or "{}").get("numRecords", 0))
+        out.append((path.stat().st_mtime, files, records))
+    return out
+
+
+@dataclasses.dataclass
+class Sample:
+    t: float
+    produced: int
+    bronze: int
+    silver: int
+    raw: int
+    jvm_rss: int
+    tree_rss: int
+    cpu: float
+
+
+def java_pid(root: int) -> int | None:
+    for proc in tree(root):
+        try:
+            if Path(f"/proc/{proc.pid}/comm").read_text().strip() == "java":
+                return proc.pid
+        except OSError:
+            continue
+    return None
+
+
+class Sampler(threading.Thread):
+    def __init__(self, lane: Lane, service_pid: int, poller: RawPoller) -> None:
+        super().__init__(daemon=True)
+        self.lane, self.service_pid, self.poller = lane, service_pid, poller
+        self.samples: list[Sample] = []
+        self.stop = threading.Event()
+        self.silver = lane.root / "silver/transactions"
+
+    def take(self) -> Sample:
+        produced = sum(end_offsets(self.lane.settings, self.lane.topic).values())
+        silver = sum(records for _, _, records in delta_commits(self.silver))
+        jvm = java_pid(self.service_pid)
+        return Sample(
+            time.time(),
+            produced,
+            bronze_processed(self.lane.root / "checkpoints" / "bronze"),
+            silver,
+            self.poller.rows,
+            rss_bytes(jvm) if jvm else 0,
+            rss_bytes(self.service_pid),
+            cpu_seconds(self.service_pid),
+        )
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append(self.take())
+            self.stop.wait(SAMPLE_SECONDS)
+
+
+# ---- results --------------------------------------------------------------------------------------------
+def silver_latencies(table: Path, since_ms: float) -> np.ndarray:
+    out = []
+    for visible_at, files, _ in delta_commits(table):
+        for name in files:
+            # Spark may write INT96 or INT64 timestamps: go through numpy's datetime64 to get milliseconds.
+            column = pq.read_table(table / name, columns=["kafka_timestamp"]).column(0).to_numpy()
+            ts_ms = column.astype("datetime64[us]").astype(np.int64) / 1000.0
+            out.append(visible_at * 1000.0 - ts_ms[ts_ms >= since_ms])
+    return np.concatenate(out) / 1000.0 if out else np.array([])
+
+
+def raw_latencies(dsn: str, schema: str, first_seen: dict[datetime, float], since_ms: float) -> np.ndarray:
+    query = sql.SQL("SELECT loaded_at, (extract(epoch FROM kafka_timestamp) * 1000)::float8 FROM {}").format(
+        sql.Identifier(schema, "transactions")
+    )
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(query).fetchall()
+    lat = [first_seen[loaded] * 1000.0 - ts for loaded, ts in rows if ts >= since_ms and loaded in first_seen]
+    return np.array(lat) / 1000.0
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"n": 0}
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"n": int(values.size), "p50": p50, "p95": p95, "p99": p99, "max": float(values.max())}
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs (0 for fewer than two points)."""
+    if len(xs) < 2:
+        return 0.0
+    return float(statistics.linear_regression(xs, ys).slope)
+
+
+def summarise(samples: list[Sample], warm_from: float, produce_end: float) -> dict[str, Any]:
+    steady = [s for s in samples if warm_from <= s.t <= produce_end] or samples
+    ts = [s.t - steady[0].t for s in steady]
+    lags = {
+        "kafka -> bronze": [s.produced - s.bronze for s in steady],
+        "kafka -> silver": [s.produced - s.silver for s in steady],
+        "kafka -> PostgreSQL raw": [s.produced - s.raw for s in steady],
+    }
+    third = max(1, len(steady) // 3)
+    lag = {
+        name: {
+            "slope_per_s": slope(ts, [float(v) for v in values]),
+            "first_third": statistics.mean(values[:third]),
+            "last_third": statistics.mean(values[-third:]),
+            "max": max(values),
+        }
+        for name, values in lags.items()
+    }
+    mb = 1024 * 1024
+    minutes = [t / 60 for t in ts]
+    memory = {
+        name: {
+            "first": values[0] / mb,
+            "last": values[-1] / mb,
+            "max": max(values) / mb,
+            "slope_mb_per_min": slope(minutes, [v / mb for v in values]),
+        }
+        for name, values in (
+            ("driver JVM", [s.jvm_rss for s in steady]),
+            ("service tree", [s.tree_rss for s in steady]),
+        )
+    }
+    cpu = (steady[-1].cpu - steady[0].cpu) / max(ts[-1], 1e-9)
+    return {"lag": lag, "memory": memory, "cpu_cores": cpu, "samples": len(steady)}
+
+
+def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, Any], res: dict[str, Any]) -> str:
+    section = SECTIONS[args.section]
+    s, r, summ = res["silver"], res["raw"], res["summary"]
+    target = "meets" if s.get("p95", 1e9) <= 5 and r.get("p95", 1e9) <= 5 else "MISSES"
+
+    def row(name: str, p: dict[str, Any]) -> str:
+        if not p.get("n"):
+            return f"| {name} | 0 | - | - | - | - |"
+        return f"| {name} | {p['n']:,} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} | {p['max']:.2f} |"
+
+    lines = [
+        section,
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores (nproc), shared.",
+        f"- Command: `.venv/bin/python bench/bench_freshness.py --rate {args.rate} --minutes {args.minutes:g}"
+        + (f" --section {args.section}" if args.section != "freshness" else "")
+        + "`",
+        f"- Load average (1/5/15 min): start {load['start']}, end of producing {load['end']}.",
+        f"- Produced {produced['sent']:,} events in {produced['seconds']:.1f} s ({produced['rate']:,.0f}/s; the "
+        f"producer was at most {produced['max_behind_s']:.2f} s behind its schedule). The continuous service "
+        f"(`shoplake stream start` machinery, queries {res['stages']}) ran with the project's `conf/streaming.toml`"
+        " apart from topic/paths. Drained to PostgreSQL "
+        f"{res['drain_seconds']:.1f} s after the last event.",
+        f"- Rows produced in the first {args.warmup_seconds:g} s (warm-up) are excluded below; PostgreSQL was "
+        f"polled every {args.poll_ms} ms (its figures are upper bounds by up to that).",
+        "",
+        "| event produced -> row visible in | rows | p50 s | p95 s | p99 s | max s |",
+        "| --- | --- | --- | --- | --- | --- |",
+        row("silver (Delta commit)", s),
+        row("PostgreSQL raw (upsert committed)", r),
+        "",
+        f"- Target p95 <= 5 s: **{target}**.",
+        f"- Streaming service CPU while producing: {summ['cpu_cores']:.2f} cores on average (of 2).",
+        "",
+        "| lag (events) over the steady run | first third (mean) | last third (mean) | max | trend |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, v in summ["lag"].items():
+        lines.append(
+            f"| {name} | {v['first_third']:,.0f} | {v['last_third']:,.0f} | {v['max']:,} | "
+            f"{v['slope_per_s']:+.1f} events/s |"
+        )
+    lines += [
+        "",
+        "| memory (RSS, MB) | first sample | last sample | max | trend |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, m in summ["memory"].items():
+        lines.append(
+            f"| {name} | {m['first']:,.0f} | {m['last']:,.0f} | {m['max']:,.0f} | {m['slope_mb_per_min']:+.1f} MB/min |"
+        )
+    lines += [
+        "",
+        f"- {summ['samples']} samples every {SAMPLE_SECONDS:g} s between the end of the warm-up and the end of "
+        "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
+        "oscillates with the trigger intervals, so compare thirds too).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rate", type=int, default=2000, help="events per second to produce")
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long to produce")
+    parser.add_argument("--warmup-seconds", type=float, default=60.0, help="excluded from percentiles/trends")
+    parser.add_argument("--poll-ms", type=int, default=100, help="PostgreSQL visibility poll interval")
+    parser.add_argument("--drain-seconds", type=float, default=300.0, help="max wait for the pipeline to catch up")
+    parser.add_argument("--section", choices=sorted(SECTIONS), default="freshness")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the run's topic, tables and schema")
+    args = parser.parse_args()
+    if args.rate < 1 or args.minutes <= 0 or args.poll_ms < 10 or args.warmup_seconds < 0:
+        parser.error("--rate >= 1, --minutes > 0, --poll-ms >= 10 and --warmup-seconds >= 0 are required")
+    if args.warmup_seconds >= args.minutes * 60:
+        parser.error("--warmup-seconds must be shorter than the run")
+    return args
+
+
+def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the service, produce, drain; returns (producer stats, measurements incl. load averages)."""
+    from shoplake.stack import process
+    from shoplake.streaming import service
+    from shoplake.streaming.config import load_streaming_config
+
+    cfg = load_streaming_config(lane.settings)
+    load = {"start": loadavg()}
+    print(f"lane {lane.topic} {lane.root}; starting the streaming service", flush=True)
+    pid = service.start_background(lane.settings)
+    poller = RawPoller(settings.postgres_dsn(), lane.schema, args.poll_ms / 1000)
+    sampler = Sampler(lane, pid, poller)
+    stop = threading.Event()
+    try:
+        poller.start()
+        sampler.start()
+        t_start = time.time()
+        produced = produce_steady(lane.settings, args.rate, args.minutes * 60, stop)
+        produce_end = time.time()
+        load["end"] = loadavg()
+        print("produced", produced, flush=True)
+        deadline = time.monotonic() + args.drain_seconds
+        while poller.rows < produced["sent"] and time.monotonic() < deadline:
+            if process.running_pid(settings.home, service.PROCESS_NAME) is None:
+                raise SystemExit(f"the streaming service died; see {process.log_file(settings.home, 'stream')}")
+            time.sleep(0.5)
+        drain = time.time() - produce_end
+        sampler.stop.set()
+        sampler.join()
+        poller.stop.set()
+        poller.join()
+        if poller.rows < produced["sent"]:
+            print(f"WARNING: only {poller.rows} of {produced['sent']} rows reached PostgreSQL", flush=True)
+    finally:
+        stop.set()
+        service.stop_background(lane.settings)
+    since_ms = (t_start + args.warmup_seconds) * 1000.0
+    return produced, {
+        "load": load,
+        "stages": list(cfg.continuous_stages),
+        "drain_seconds": drain,
+        "silver": percentiles(silver_latencies(lane.root / "silver/transactions", since_ms)),
+        "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
+        "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
+        "raw_rows": poller.rows,
+    }
+
+
+def main() -> int:
+    from shoplake.stack import process
+    from shoplake.streaming import service
+
+    args = parse_args()
+    settings = get_settings()
+    if process.running_pid(settings.home, service.PROCESS_NAME) is not None:
+        raise SystemExit(
+            "a streaming service is already running (`shoplake stream stop` first): it would share the CPU"
+        )
+    lane = make_lane(settings, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    try:
+        produced, res = measure(settings, lane, args)
+    finally:
+        if not args.keep:
+            cleanup(settings, lane)
+    print(json.dumps(res, default=str, indent=1), flush=True)
+    text = render(args, res["load"], produced, res)
+    print(text)
+    if not args.no_write:
+        write_section(SECTIONS[args.section], text)
+    return 0
+
+
+def cleanup(settings: Settings, lane: Lane) -> None:
+    import shutil
+
+    from shoplake.ingestion.topics import admin_client
+
+    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(lane.schema)))
+    admin_client(settings).delete_topics([lane.topic])
+    shutil.rmtree(lane.root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
