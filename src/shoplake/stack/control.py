@@ -67,13 +67,13 @@ def _stop(settings: Settings, svc: Service) -> None:
 
 @contextmanager
 def _start_lock(settings: Settings, name: str) -> Iterator[None]:
-    """Hold ``{home}/run/<name>.start.lock`` exclusively.
+    """Hold ``{home}/locks/<name>.start.lock`` exclusively (``run/`` holds only pidfiles of live daemons).
 
     Two ``shoplake up`` commands at once (a developer's shell and a test session, say) would otherwise both
     see the service down and both launch it; the second then fails on the ports or, worse, replaces the
     first one's pidfile. With the lock, the second waits and finds the service healthy: a no-op.
     """
-    lock_path = process.pidfile_path(settings.home, name).with_suffix(".start.lock")
+    lock_path = settings.home / "locks" / f"{name}.start.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
