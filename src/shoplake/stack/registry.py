@@ -40,7 +40,9 @@ def registry_argv(settings: Settings, java: str, app_dir: Path) -> list[str]:
         "quarkus.management.port": str(settings.schema_registry_management_port),
         "apicurio.storage.kind": "sql",
         "apicurio.storage.sql.kind": "h2",
-        "apicurio.datasource.url": f"jdbc:h2:file:{state_dir(settings) / 'registry'}",
+        # WRITE_DELAY=0: H2 otherwise flushes a commit up to 500 ms later, so a schema registered just before
+        # a crash (SIGKILL, power loss) was gone after the restart while producers already used its id.
+        "apicurio.datasource.url": f"jdbc:h2:file:{state_dir(settings) / 'registry'};WRITE_DELAY=0",
         "apicurio.rest.deletion.artifact.enabled": "true",
         "apicurio.rest.deletion.artifact-version.enabled": "true",
         "apicurio.rest.deletion.group.enabled": "true",
