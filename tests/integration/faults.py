@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from confluent_kafka.admin import AdminClient
 
 from shoplake import stack as local_stack
 from shoplake.config import Settings
-from shoplake.ingestion.topics import KafkaUnavailableError
+from shoplake.ingestion.topics import KafkaUnavailableError, ensure_topic
 from shoplake.ingestion.verify import end_offsets
 from shoplake.stack import process, service
 
@@ -37,6 +42,20 @@ def start(settings: Settings, name: str) -> None:
 def restart(settings: Settings, name: str, sig: signal.Signals | None = None) -> None:
     stop(settings, name, sig)
     start(settings, name)
+
+
+@contextmanager
+def private_topic(stack: Settings, prefix: str, faulted: str) -> Iterator[Settings]:
+    """``stack`` with a fresh topic of its own; afterwards ``faulted`` is healthy again and the topic gone.
+
+    A fault test leaves its service stopped when it fails half-way: starting it again here keeps the next
+    test's stack whole.
+    """
+    ours = replace(stack, kafka_topic=f"{prefix}-{uuid.uuid4().hex[:10]}")
+    ensure_topic(ours)
+    yield ours
+    start(stack, faulted)
+    AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers}).delete_topics([ours.kafka_topic])
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.1) -> None:

@@ -13,11 +13,9 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from shoplake.config import Settings
 from shoplake.contracts import schemas, wire
@@ -25,7 +23,6 @@ from shoplake.contracts.registry import ensure_schema
 from shoplake.ingestion.avro_encoder import EncodedBatch
 from shoplake.ingestion.producer import DeliveryError, produce_encoded
 from shoplake.ingestion.run import encoded_batches, validate_params
-from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
 from tests.integration import faults
 
@@ -37,12 +34,8 @@ START = "2026-03-01T00:00:00Z"
 
 @pytest.fixture
 def settings(stack: Settings) -> Iterator[Settings]:
-    topic = f"it-faults-{uuid.uuid4().hex[:10]}"
-    ours = replace(stack, kafka_topic=topic)
-    ensure_topic(ours)
-    yield ours
-    faults.start(stack, "kafka")
-    AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers}).delete_topics([topic])
+    with faults.private_topic(stack, "it-faults", "kafka") as ours:
+        yield ours
 
 
 def halves(settings: Settings, schema_id: int) -> tuple[list[EncodedBatch], list[EncodedBatch]]:

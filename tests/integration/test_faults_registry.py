@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 import requests
-from confluent_kafka.admin import AdminClient
 
 from shoplake.config import Settings
 from shoplake.contracts.registry import ensure_schema
 from shoplake.contracts.schemas import schema_dict
 from shoplake.ingestion.producer import produce_encoded
 from shoplake.ingestion.run import encoded_batches, ingest, validate_params
-from shoplake.ingestion.topics import ensure_topic
 from shoplake.streaming.decode import RegistrySchemas, RegistryUnavailableError
 from tests.integration import faults
 
@@ -37,12 +33,8 @@ START = "2026-04-01T00:00:00Z"
 
 @pytest.fixture
 def settings(stack: Settings) -> Iterator[Settings]:
-    topic = f"it-registry-{uuid.uuid4().hex[:10]}"
-    ours = replace(stack, kafka_topic=topic)
-    ensure_topic(ours)
-    yield ours
-    faults.start(stack, "registry")
-    AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers}).delete_topics([topic])
+    with faults.private_topic(stack, "it-registry", "registry") as ours:
+        yield ours
     requests.delete(f"{stack.schema_registry_url}/subjects/{ours.schema_subject}", timeout=30)
 
 
