@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -109,3 +111,6 @@ def test_two_concurrent_starts_of_one_service_launch_it_once(tmp_path: Path) -> 
         assert len(launches) == 1
     finally:
         process.stop(tmp_path, "tiny", timeout=10)
+        for pid in launches:  # without the lock a second launch overwrote the pidfile: end the orphan too
+            if process.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
