@@ -216,7 +216,8 @@ def test_registry_command_and_gateway(settings: Settings, tmp_path: Path) -> Non
     assert "-Dquarkus.http.port=18085" in argv
     assert "-Dquarkus.management.port=18086" in argv
     assert "-Dquarkus.http.host=127.0.0.1" in argv
-    assert f"-Dapicurio.datasource.url=jdbc:h2:file:{settings.home / 'registry' / 'registry'}" in argv
+    h2_file = settings.home / "registry" / "registry"
+    assert f"-Dapicurio.datasource.url=jdbc:h2:file:{h2_file};WRITE_DELAY=0" in argv  # every commit flushed at once
     assert argv[-2:] == ["-jar", str(tmp_path / "quarkus-run.jar")]
     gateway = registry.gateway_argv(settings)
     assert gateway[gateway.index("--listen") + 1] == "127.0.0.1:18081"
