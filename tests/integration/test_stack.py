@@ -124,6 +124,20 @@ def test_cli_starts_each_service(stack: Settings) -> None:
     assert supervised_pids(stack) == before
 
 
+def test_kafka_broker_writes_its_server_log(stack: Settings) -> None:
+    """The broker's own log4j2 output reaches ``logs/kafka.log``, not just the JVM's stdout noise.
+
+    With the SLF4J 1.7 API on the classpath next to the SLF4J 2 binding, the broker fell back to the NOP
+    logger and this file held three SLF4J warnings and nothing else. Only the latest start is checked.
+    """
+    log = local_stack.log_path(stack, "kafka")
+    sections = log.read_text(errors="replace").split("==== shoplake: starting kafka: ")
+    assert len(sections) > 1, f"{log} has no start marker of the supervisor"
+    latest = sections[-1]
+    assert "Kafka Server started (kafka.server.KafkaRaftServer)" in latest
+    assert "NOP" not in latest and "StaticLoggerBinder" not in latest
+
+
 def test_unknown_service_is_rejected_with_the_valid_names() -> None:
     result = shoplake("up", "kafak")
     assert result.returncode == 2
