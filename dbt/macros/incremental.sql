@@ -43,6 +43,19 @@
     {{ built_at }} > {{ max_in_this(this_built_at) }}
 {%- endmacro %}
 
+{#- In an incremental run, the WHERE clause that keeps the fct_transactions rows of every `key` value
+    (customer, day, ...) that received rows since this model's last run: those groups are then recomputed
+    whole from their full history, so a late row can never leave a partial aggregate behind. Empty in a
+    full refresh. -#}
+{% macro only_keys_with_new_rows(key) -%}
+    {%- if is_incremental() %}
+    where {{ key }} in (
+        select {{ key }} from {{ ref('fct_transactions') }}
+        where {{ built_since_last_run() }}
+    )
+    {%- endif %}
+{%- endmacro %}
+
 {#- The start of this dbt invocation as a timestamptz literal: the built_at of every row it writes. -#}
 {% macro invocation_started_at() -%}
     '{{ run_started_at.isoformat() }}'::timestamptz

@@ -5,12 +5,7 @@
 {% macro revenue_by_period(period_columns) %}
 with transactions as (
     select * from {{ ref('fct_transactions') }}
-    {% if is_incremental() %}
-    where transaction_date in (
-        select distinct transaction_date from {{ ref('fct_transactions') }}
-        where {{ built_since_last_run() }}
-    )
-    {% endif %}
+    {{ only_keys_with_new_rows('transaction_date') }}
 )
 
 select

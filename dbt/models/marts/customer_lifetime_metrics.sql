@@ -15,12 +15,7 @@ with transactions as (
         customer_id, merchant_id, device_id, ip_country_code, transaction_date, transacted_at,
         payment_status, is_approved, is_fraud, amount_reporting, built_at
     from {{ ref('fct_transactions') }}
-    {% if is_incremental() %}
-    where customer_id in (
-        select customer_id from {{ ref('fct_transactions') }}
-        where {{ built_since_last_run() }}
-    )
-    {% endif %}
+    {{ only_keys_with_new_rows('customer_id') }}
 )
 
 select

@@ -14,12 +14,7 @@
 
 with transactions as (
     select * from {{ ref('fct_transactions') }}
-    {% if is_incremental() %}
-    where customer_id in (
-        select customer_id from {{ ref('fct_transactions') }}
-        where {{ built_since_last_run() }}
-    )
-    {% endif %}
+    {{ only_keys_with_new_rows('customer_id') }}
 ),
 
 {#- One hash aggregate over the customers' history, (customer, IP country, channel) -> count and times;
