@@ -14,7 +14,9 @@ from shoplake.ml.features import (
     FEATURE_COLUMNS,
     NO_PREVIOUS_SECONDS,
     FeatureConfig,
+    LabelRates,
     build_features,
+    group_time_order,
 )
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -191,3 +193,72 @@ def test_a_label_becomes_visible_exactly_when_it_is_older_than_the_delay() -> No
     assert f["merchant_labelled"].tolist() == [0, 0, 1]
     assert f["merchant_risk"].iloc[1] == 0
     assert f["merchant_risk"].iloc[2] > 0
+
+
+def _risk_by_definition(world: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """The risk features row by row, straight from their definition (slow; the reference for the fast path)."""
+    t = world["event_time"].astype("int64").to_numpy() // 1_000_000
+    known = world["is_fraud"].notna().to_numpy()
+    fraud = world["is_fraud"].fillna(False).to_numpy(dtype=bool)
+    merchant, category = world["merchant_id"].to_numpy(), world["merchant_category"].to_numpy()
+    delay = int(config.label_delay.total_seconds() * 1000)
+    long_risk = delay + int(config.risk_window.total_seconds() * 1000)
+    recent = delay + int(config.recent_risk_window.total_seconds() * 1000)
+    s = config.risk_smoothing
+    rows = []
+    for i in range(len(world)):
+
+        def counts(same: np.ndarray, back: int, now: int = t[i]) -> tuple[int, int]:
+            inside = known & same & (t >= now - back) & (t < now - delay)
+            return int(inside.sum()), int((inside & fraud).sum())
+
+        n_all, f_all = counts(np.ones(len(world), dtype=bool), long_risk)
+        base = f_all / n_all if n_all else 0.0
+        n_m, f_m = counts(merchant == merchant[i], long_risk)
+        n_r, f_r = counts(merchant == merchant[i], recent)
+        n_c, f_c = counts(category == category[i], long_risk)
+        rows.append(
+            {
+                "merchant_risk": (f_m + s * base) / (n_m + s),
+                "merchant_risk_recent": (f_r + s * base) / (n_r + s),
+                "merchant_labelled": float(n_m),
+                "category_risk": (f_c + s * base) / (n_c + s),
+            }
+        )
+    return pd.DataFrame(rows, index=world.index)
+
+
+@pytest.mark.unit
+def test_risk_features_equal_their_definition_bit_for_bit(world: pd.DataFrame) -> None:
+    sample = world.iloc[::40]  # every 40th row of 12 days: still hundreds of labelled events per window
+    expected = _risk_by_definition(sample, CONFIG)
+    got = build_features(sample, CONFIG)[expected.columns]
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.unit
+def test_label_state_from_everyone_serves_a_frame_of_a_few_customers(world: pd.DataFrame) -> None:
+    """The streaming scorer's shape: own history only, labels from a shared state - same features, exactly."""
+    customers = world["customer_id"].drop_duplicates().iloc[:25]
+    late = (world["event_time"] >= pd.Timestamp(START + timedelta(days=10))).to_numpy()
+    own = world[world["customer_id"].isin(customers).to_numpy()]
+    state = LabelRates.from_frame(world.astype({"merchant_id": "category"}))
+    target = late[world["customer_id"].isin(customers).to_numpy()]
+    expected = build_features(world, CONFIG, target=late & world["customer_id"].isin(customers).to_numpy())
+    got = build_features(own, CONFIG, target=target, labels=state)
+    pd.testing.assert_frame_equal(
+        got[[*RISK_COLUMNS, "merchant_labelled"]], expected[[*RISK_COLUMNS, "merchant_labelled"]], check_exact=True
+    )
+    pd.testing.assert_frame_equal(got, expected)  # customer features: the same up to float rounding of sums
+
+
+@pytest.mark.unit
+def test_group_order_shortcut_is_the_sorted_key_order() -> None:
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.integers(0, 50, 5_000))  # many ties
+    for groups in (7, 70_000):  # one 16-bit pass, two passes
+        group = rng.integers(0, groups, 5_000)
+        expected = np.argsort(group * 100 + t, kind="stable")
+        order = group_time_order(group, t)
+        assert order is not None and np.array_equal(order, expected)
+    assert group_time_order(group, t[::-1].copy()) is None  # unsorted times: the caller sorts the keys
