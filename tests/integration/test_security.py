@@ -7,31 +7,47 @@ each daemon's process group, since MLflow's and Airflow's workers inherit the li
 * no command line carries a password (``/proc/<pid>/cmdline`` is readable by every local user);
 * Airflow's REST API answers 401 without a token and with a forged one;
 * neither password appears in any log, report or generated file under ``SHOPLAKE_HOME`` (secret stores
-  the services need - the Airflow passwords file - must be owner-only instead). This last check needs
-  non-default passwords to mean anything ("postgres" is also a user name and a word in every log), so
-  it is skipped with the local defaults; run the suite with POSTGRES_PASSWORD / AIRFLOW_ADMIN_PASSWORD set.
+  the services need - the Airflow passwords file - must be owner-only instead).
+
+The two password scans need passwords that cannot occur by chance ("postgres" is also a user name and a
+word in every log), and CI runs the session stack with the local defaults. So they run against a private,
+short-lived stack of their own - every service, Airflow included, in a fresh SHOPLAKE_HOME on free ports -
+started with freshly generated passwords and put to work (an ingest through registry and Kafka, an MLflow
+experiment, authenticated Airflow calls, a health report) before its command lines and files are scanned.
+The session stack and its local defaults are left untouched.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import signal
+import socket
 import stat
+import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
 
+from shoplake import stack as local_stack
 from shoplake.airflow.rest import AirflowClient, base_url
-from shoplake.config import DEFAULT_PASSWORDS, Settings
+from shoplake.config import Settings
+from shoplake.ingestion.run import ingest
+from shoplake.monitoring import report
 from shoplake.stack import airflow as airflow_stack
-from shoplake.stack import process
+from shoplake.stack import process, service
 
 pytestmark = pytest.mark.integration
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-# Folders holding data rather than text the platform writes: database files, jars, model binaries.
-NOT_SCANNED = ("jvm", "postgres", "registry", "mlflow/artifacts", "spark", "kafka")
+# Folders holding data rather than text the platform writes: database files, message logs, jars, model
+# binaries. Generated configurations beside them (kafka/server.properties, ...) are scanned.
+NOT_SCANNED = ("jvm", "postgres/data", "registry/registry.mv.db", "mlflow/artifacts", "spark", "kafka/data")
 
 
 def _service_processes(settings: Settings) -> dict[str, list[psutil.Process]]:
@@ -80,15 +96,71 @@ def test_every_service_listens_on_loopback_only(stack: Settings) -> None:
     assert {name: socks for name, socks in exposed.items() if socks} == {}
 
 
-def test_no_command_line_carries_a_password(stack: Settings) -> None:
-    secrets = {stack.postgres_password, stack.airflow_admin_password} - DEFAULT_PASSWORDS
-    if not secrets:
-        pytest.skip("local default passwords: set POSTGRES_PASSWORD/AIRFLOW_ADMIN_PASSWORD to non-default values")
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _secrets_of(settings: Settings) -> dict[str, str]:
+    return {"postgres": settings.postgres_password, "airflow": settings.airflow_admin_password}
+
+
+@pytest.fixture(scope="module")
+def secret_stack(stack: Settings) -> Iterator[Settings]:
+    """A private stack (every service, Airflow too) with generated passwords, after some real work."""
+    # Not pytest's tmp_path: that is 0700 and PostgreSQL runs as the unprivileged postgres user.
+    home = Path(tempfile.mkdtemp(prefix="shoplake-secrets-"))
+    home.chmod(0o755)
+    (home / "jvm").symlink_to(stack.jvm_dir)  # the resolved jars, not re-resolved
+    ports = {name: _free_port() for name in ("pg", "kafka", "ctl", "reg", "reg_in", "reg_mgmt", "mlflow", "af")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_ARTIFACT_ROOT", "AIRFLOW_HOME")}
+    env.update(
+        SHOPLAKE_HOME=str(home),
+        DELTA_BASE_PATH=str(home / "delta"),
+        POSTGRES_PORT=str(ports["pg"]),
+        KAFKA_BOOTSTRAP_SERVERS=f"localhost:{ports['kafka']}",
+        KAFKA_BROKERS="1",
+        KAFKA_CONTROLLER_PORT=str(ports["ctl"]),
+        SCHEMA_REGISTRY_URL=f"http://localhost:{ports['reg']}",
+        SCHEMA_REGISTRY_INTERNAL_PORT=str(ports["reg_in"]),
+        SCHEMA_REGISTRY_MANAGEMENT_PORT=str(ports["reg_mgmt"]),
+        MLFLOW_TRACKING_URI=f"http://localhost:{ports['mlflow']}",
+        AIRFLOW_API_PORT=str(ports["af"]),
+        # symbols too: a password that needs quoting in a URL or libpq string is where leaks hide
+        POSTGRES_PASSWORD=f"pg-{secrets.token_hex(12)}%@:",
+        AIRFLOW_ADMIN_PASSWORD=f"af-{secrets.token_hex(12)}",
+    )
+    settings = Settings.from_env(env)
+    try:
+        local_stack.up(settings, [*local_stack.SERVICES, "airflow"])
+        client = AirflowClient(settings)
+        client.request("GET", "/dags", params={"limit": 1})  # logs in with the password
+        ingested = ingest(settings, 200, 7, "2026-06-01T00:00:00Z", run_key="secrets")  # registry + Kafka
+        assert ingested.verify is not None and ingested.verify.ok
+        created = requests.post(
+            f"{settings.mlflow_tracking_uri}/api/2.0/mlflow/experiments/create", json={"name": "secrets"}, timeout=60
+        )
+        created.raise_for_status()  # MLflow wrote to its PostgreSQL backend store
+        report.write_report(settings, report.build_report(settings, datetime.now(UTC)))
+        yield settings
+    finally:
+        for name in service.registered():  # throw-away state: no clean shutdown needed
+            for proc in service.get(name).processes:
+                process.stop(home, proc.name, 30.0, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_no_command_line_carries_a_password(secret_stack: Settings) -> None:
+    services = _service_processes(secret_stack)
+    assert {"postgres", "kafka", "registry", "registry-gateway", "mlflow", "airflow-api-server"} <= set(services)
     leaks = {
-        f"{name}:{proc.pid}"
-        for name, procs in _service_processes(stack).items()
+        f"{name}:{proc.pid}: {label} password"
+        for name, procs in services.items()
         for proc in procs
-        if any(secret in arg for arg in proc.cmdline() for secret in secrets)
+        for label, secret in _secrets_of(secret_stack).items()
+        if any(secret in arg for arg in proc.cmdline())
     }
     assert leaks == set()
 
@@ -127,24 +199,22 @@ def _scanned_files(home: Path) -> Iterator[Path]:
             yield path
 
 
-def test_passwords_never_appear_in_logs_reports_or_generated_files(stack: Settings, airflow: AirflowClient) -> None:
-    secrets = {stack.postgres_password, stack.airflow_admin_password} - DEFAULT_PASSWORDS
-    if not secrets:
-        pytest.skip("local default passwords: set POSTGRES_PASSWORD/AIRFLOW_ADMIN_PASSWORD to non-default values")
-    airflow.request("GET", "/dags", params={"limit": 1})  # at least one authenticated request was logged
-    store = airflow_stack.passwords_file(stack)
+def test_passwords_never_appear_in_logs_reports_or_generated_files(secret_stack: Settings) -> None:
+    home = secret_stack.home
+    store = airflow_stack.passwords_file(secret_stack)
     assert stat.S_IMODE(store.stat().st_mode) == 0o600  # the one file that must hold a password: owner-only
-    leaks = []
-    scanned = 0
-    for path in _scanned_files(stack.home):
-        if path == store:
-            continue
-        data = path.read_bytes()
-        scanned += 1
-        leaks += [
-            f"{path}: {'postgres' if s == stack.postgres_password else 'airflow'} password"
-            for s in secrets
-            if s.encode() in data
-        ]
-    assert scanned > 0 and any(p.suffix == ".log" for p in _scanned_files(stack.home))
+    scanned = [path for path in _scanned_files(home) if path != store]
+    leaks = [
+        f"{path}: {label} password"
+        for path in scanned
+        for label, secret in _secrets_of(secret_stack).items()
+        if secret.encode() in path.read_bytes()
+    ]
+    # the scan saw what every service and the work wrote: each service's log, a report, a generated config
+    names = {p.relative_to(home).as_posix() for p in scanned}
+    expected = {"logs/postgres.log", "logs/kafka.log", "logs/registry.log", "logs/mlflow.log"}
+    expected |= {"logs/airflow-api-server.log", "logs/airflow-scheduler.log", "reports/streaming-health/latest.json"}
+    expected |= {"kafka/server.properties"}
+    assert expected <= names, expected - names
+    assert "Kafka Server started" in (home / "logs" / "kafka.log").read_text(errors="replace")
     assert leaks == []
