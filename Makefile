@@ -12,7 +12,7 @@ demo: bootstrap
 	$(UV_RUN) shoplake demo
 
 test: bootstrap
-	$(UV_RUN) pytest -m "unit or integration or e2e" -p no:cacheprovider
+	$(UV_RUN) pytest -m "unit or integration or e2e" -p no:cacheprovider --durations=25
 
 test-unit: bootstrap
 	$(UV_RUN) pytest -m unit -p no:cacheprovider
