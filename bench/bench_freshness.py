@@ -21,7 +21,9 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
    streaming service's RSS (driver JVM, and the whole tree with Python workers) is sampled at the same time.
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
-``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test").
+``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
+START,STEP,MAX`` first searches that rate (short probes, see ``rate_search``), then runs the load test at the
+highest rate that kept up.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from benchmarks_md import write_section
 from confluent_kafka import Producer
 from process_tree import cpu_seconds, loadavg, rss_bytes, tree
 from psycopg import sql
+from rate_search import Probe, judge, parse_rates, render_probes, search
 
 from shoplake.config import Settings, get_settings
 from shoplake.ingestion.avro_encoder import KEY_WIDTH, encode_batch
@@ -54,6 +57,7 @@ from shoplake.ingestion.generator import generate
 from shoplake.ingestion.producer import producer_config
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
+from shoplake.streaming.config import load_streaming_config
 
 SECTIONS = {"freshness": "## Streaming freshness", "load-test": "## Streaming load test"}
 SAMPLE_SECONDS = 5.0
@@ -247,6 +251,8 @@ class Sampler(threading.Thread):
     def __init__(self, lane: Lane, service_pid: int, poller: RawPoller) -> None:
         super().__init__(daemon=True)
         self.lane, self.service_pid, self.poller = lane, service_pid, poller
+        # The query reading Kafka: "medallion", or "bronze" when the config runs the staged pipeline.
+        self.kafka_reader = load_streaming_config(lane.settings).kafka_reader
         self.samples: list[Sample] = []
         self.stop = threading.Event()
         self.silver = lane.root / "silver/transactions"
@@ -258,7 +264,7 @@ class Sampler(threading.Thread):
         return Sample(
             time.time(),
             produced,
-            bronze_processed(self.lane.root / "checkpoints" / "bronze"),
+            bronze_processed(self.lane.root / "checkpoints" / self.kafka_reader),
             silver,
             self.poller.rows,
             rss_bytes(jvm) if jvm else 0,
@@ -360,6 +366,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores (nproc), shared.",
         f"- Command: `.venv/bin/python bench/bench_freshness.py --rate {args.rate} --minutes {args.minutes:g}"
         + (f" --section {args.section}" if args.section != "freshness" else "")
+        + (f" --find-rate {args.find_rate} --probe-seconds {args.probe_seconds:g}" if args.find_rate else "")
         + "`",
         f"- Load average (1/5/15 min): start {load['start']}, end of producing {load['end']}.",
         f"- Produced {produced['sent']:,} events in {produced['seconds']:.1f} s ({produced['rate']:,.0f}/s; the "
@@ -414,7 +421,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--section", choices=sorted(SECTIONS), default="freshness")
     parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the run's topic, tables and schema")
+    parser.add_argument(
+        "--find-rate",
+        metavar="START,STEP,MAX",
+        help="probe these rates first and run the load test at the highest one that keeps up (--rate is ignored)",
+    )
+    parser.add_argument("--probe-seconds", type=float, default=120.0, help="produce time of one --find-rate probe")
     args = parser.parse_args()
+    if args.find_rate:
+        try:
+            parse_rates(args.find_rate)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if args.probe_seconds < 20:
+            parser.error("--probe-seconds must be >= 20 (a lag trend needs several 5 s samples)")
+        args.section = "load-test"
     if args.rate < 1 or args.minutes <= 0 or args.poll_ms < 10 or args.warmup_seconds < 0:
         parser.error("--rate >= 1, --minutes > 0, --poll-ms >= 10 and --warmup-seconds >= 0 are required")
     if args.warmup_seconds >= args.minutes * 60:
@@ -480,7 +501,14 @@ def main() -> int:
         raise SystemExit(
             "a streaming service is already running (`shoplake stream stop` first): it would share the CPU"
         )
-    lane = make_lane(settings, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    probes: list[Probe] = []
+    if args.find_rate:
+        best, probes = search(parse_rates(args.find_rate), lambda rate: run_probe(settings, args, stamp, rate))
+        if best is None:
+            raise SystemExit(f"not even {probes[0].rate}/s kept up ({probes[0].reason}): lower START")
+        args.rate = best
+    lane = make_lane(settings, stamp)
     try:
         produced, res = measure(settings, lane, args)
     finally:
@@ -488,10 +516,28 @@ def main() -> int:
             cleanup(settings, lane)
     print(json.dumps(res, default=str, indent=1), flush=True)
     text = render(args, res["load"], produced, res)
+    if probes:
+        text += render_probes(probes, args.probe_seconds)
     print(text)
     if not args.no_write:
         write_section(SECTIONS[args.section], text)
     return 0
+
+
+def run_probe(settings: Settings, args: argparse.Namespace, stamp: str, rate: int) -> Probe:
+    """One short freshness run at ``rate`` on a lane of its own (removed afterwards unless ``--keep``)."""
+    short = {
+        "rate": rate,
+        "minutes": args.probe_seconds / 60,
+        "warmup_seconds": min(args.warmup_seconds, args.probe_seconds / 3),
+    }
+    lane = make_lane(settings, f"{stamp}r{rate}")
+    try:
+        produced, res = measure(settings, lane, argparse.Namespace(**{**vars(args), **short}))
+    finally:
+        if not args.keep:
+            cleanup(settings, lane)
+    return judge(rate, produced, res)
 
 
 def cleanup(settings: Settings, lane: Lane) -> None:

@@ -191,7 +191,7 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument(
         "--query",
         action="append",
-        choices=["bronze", "silver", "warehouse", "gold", "scorer"],
+        choices=["medallion", "bronze", "silver", "warehouse", "gold", "scorer"],
         help="run only this query (repeatable); `--query scorer` = the streaming fraud scorer",
     )
     p.set_defaults(handler=_cmd_stream_run)

@@ -61,3 +61,35 @@ def test_missing_file_is_a_clear_error(settings: Settings, tmp_path: Path) -> No
 def test_unknown_query_has_no_checkpoint(settings: Settings) -> None:
     with pytest.raises(ValueError, match="unknown query"):
         load_streaming_config(settings).checkpoint("platinum")
+
+
+def test_shipped_pipeline_is_the_fused_medallion_query(settings: Settings) -> None:
+    cfg = load_streaming_config(settings)
+    assert cfg.continuous_stages == ("medallion", "gold")
+    assert cfg.kafka_reader == "medallion"
+    assert cfg.triggers["medallion"] == "1 second"
+
+
+def test_staged_pipeline_reads_kafka_with_its_bronze_query(settings: Settings) -> None:
+    cfg = resolve({"pipeline": {"continuous": ["gold", "warehouse", "silver", "bronze"]}}, settings)
+    assert cfg.continuous_stages == ("bronze", "silver", "warehouse", "gold")
+    assert cfg.kafka_reader == "bronze"
+
+
+@pytest.mark.parametrize("staged", ["bronze", "silver", "warehouse"])
+def test_medallion_and_a_staged_query_never_run_together(settings: Settings, staged: str) -> None:
+    with pytest.raises(StreamingConfigError, match=r"pipeline\.continuous=.*either it or them"):
+        resolve({"pipeline": {"continuous": ["medallion", staged]}}, settings)
+
+
+def test_a_lane_keeps_the_kafka_reader_it_was_started_with(settings: Settings) -> None:
+    from shoplake.streaming.jobs import require_one_kafka_reader
+
+    cfg = load_streaming_config(settings)
+    require_one_kafka_reader(cfg, "medallion")  # a fresh lane: either may start
+    (cfg.checkpoint("bronze") / "offsets").mkdir(parents=True)
+    require_one_kafka_reader(cfg, "bronze")  # its own checkpoint: resumes
+    with pytest.raises(RuntimeError, match="would re-read the topics into bronze"):
+        require_one_kafka_reader(cfg, "medallion")
+    (cfg.checkpoint("medallion") / "offsets").mkdir(parents=True)
+    require_one_kafka_reader(cfg, "medallion")  # a lane that already runs it resumes too

@@ -1,4 +1,4 @@
-"""How far the bronze query is behind Kafka, per partition: broker end offsets minus checkpointed offsets.
+"""How far the query reading Kafka is behind it, per partition: broker end offsets minus checkpointed offsets.
 
 Spark's Kafka source does not commit consumer-group offsets; its progress lives in the query checkpoint
 (``offsets/<batch>`` holds the end offsets of each planned batch, ``commits/<batch>`` marks it done). So the
@@ -70,10 +70,11 @@ def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int,
 
 
 def measure(cfg: StreamingConfig, timeout: float = 5.0) -> KafkaLag:
-    """Lag of the bronze query on every partition of its topics; an unreachable broker is reported, not raised."""
+    """Lag of the query reading Kafka (``medallion``, or the staged ``bronze``) on every partition of its topics;
+    an unreachable broker is reported, not raised."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    checkpoint = cfg.checkpoint("bronze")
+    checkpoint = cfg.checkpoint(cfg.kafka_reader)
     try:
         batch, committed = committed_offsets(checkpoint)
     except (OSError, ValueError) as exc:

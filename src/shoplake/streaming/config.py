@@ -15,9 +15,12 @@ from typing import Any, Final
 
 from shoplake.config import Settings
 
-QUERIES: Final = ("bronze", "silver", "warehouse", "gold", "scorer")
+QUERIES: Final = ("medallion", "bronze", "silver", "warehouse", "gold", "scorer")
+# The staged alternative to "medallion" (Kafka -> bronze -> silver -> PostgreSQL in one micro-batch): three
+# chained queries. Both read Kafka into bronze, so a pipeline runs one or the other, never both.
+STAGED: Final = ("bronze", "silver", "warehouse")
 # Run when [pipeline].continuous is absent: the scorer needs a deployed model, so it is opt-in.
-DEFAULT_CONTINUOUS: Final = ("bronze", "silver", "warehouse", "gold")
+DEFAULT_CONTINUOUS: Final = ("medallion", "gold")
 _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _INTERVAL: Final = re.compile(r"^\d+ (second|seconds|minute|minutes|hour|hours)$")
 _SIZE: Final = re.compile(r"^[1-9][0-9]*[kmg]$")
@@ -64,6 +67,11 @@ class StreamingConfig:
     scorer_max_files_per_trigger: int = 100
     settings: Settings | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def kafka_reader(self) -> str:
+        """The query that reads Kafka into bronze: its checkpoint holds the consumed offsets (lag, benchmarks)."""
+        return "bronze" if "bronze" in self.continuous_stages else "medallion"
+
     def checkpoint(self, query: str) -> Path:
         """One checkpoint folder per query, so queries can be reset or moved independently."""
         if query not in QUERIES:
@@ -103,6 +111,12 @@ def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
     stages = pipeline.get("continuous", list(DEFAULT_CONTINUOUS))
     if not isinstance(stages, list) or not stages or any(q not in QUERIES for q in stages):
         errors.append(f"pipeline.continuous={stages!r}: must be a non-empty list drawn from {list(QUERIES)}")
+        return DEFAULT_CONTINUOUS
+    if "medallion" in stages and any(q in STAGED for q in stages):
+        errors.append(
+            f"pipeline.continuous={stages!r}: 'medallion' already does {list(STAGED)}; list either it or them"
+            " (both would read Kafka into bronze)"
+        )
         return DEFAULT_CONTINUOUS
     return tuple(q for q in QUERIES if q in stages)
 

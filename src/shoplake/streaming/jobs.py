@@ -2,18 +2,25 @@
 
 Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 
-* ``bronze``    Kafka -> Delta bronze, Delta's own exactly-once streaming sink, partitioned by event date.
-* ``silver``    bronze -> decode + validate + enrich -> silver and quarantine, both appended with
-                ``txnAppId``/``txnVersion`` (a replayed batch is skipped by Delta itself); silver drops the
-                ``transaction_id``s it already holds first, so a re-sent record never duplicates.
-* ``warehouse`` silver -> PostgreSQL ``raw.transactions`` (keyed upsert, see :mod:`.warehouse_sink`).
+* ``medallion`` Kafka -> bronze + quarantine + silver + PostgreSQL ``raw.transactions`` in ONE micro-batch
+                (the default pipeline): each record waits for one trigger, and nothing is read back from
+                Delta but the silver ids the dedup needs. See :class:`MedallionBatch`.
+* ``bronze``, ``silver``, ``warehouse``: the staged alternative, three chained queries (Kafka -> bronze;
+                bronze -> silver + quarantine; silver -> PostgreSQL), each re-reading the table before it.
+                Same writers (:class:`Refiner`), same exactly-once rules; a lane runs one pipeline or the
+                other (:func:`require_one_kafka_reader`).
+* ``gold_*``    silver -> the stateful gold aggregates (:mod:`.gold`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
-:func:`run_catch_up` runs them one after another with ``availableNow`` and returns when everything that was
-in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks). :func:`run_continuous`
-runs them side by side with processing-time triggers until stopped (``shoplake stream start``). Both use
-the same query builders, so the two modes cannot drift apart.
+Exactly once everywhere: Delta appends carry ``txnAppId`` (the checkpoint's query id) and ``txnVersion``
+(the batch id), so a replayed batch is skipped by Delta; silver drops the ``transaction_id``s it already
+holds; PostgreSQL gets a keyed upsert.
+
+:func:`run_catch_up` runs the configured stages one after another with ``availableNow`` and returns when
+everything that was in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks).
+:func:`run_continuous` runs them side by side with processing-time triggers until stopped (``shoplake
+stream start``). Both use the same query builders, so the two modes cannot drift apart.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ log = logging.getLogger(__name__)
 
 CATCH_UP: Final = "catch-up"
 CONTINUOUS: Final = "continuous"
-PIPELINE: Final = ("bronze", "silver", "warehouse")
+PIPELINE: Final = ("medallion",)
 ALL_STAGES: Final = (*PIPELINE, "gold")
 
 
@@ -78,8 +85,8 @@ def _checkpoint_id(checkpoint: Path) -> str:
 
 
 # ---- bronze -------------------------------------------------------------------------------------------
-def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    ensure_bronze_table(spark, cfg)
+def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
+    """The Kafka source of the queries that read Kafka, already in the bronze layout."""
     kafka = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
@@ -90,8 +97,30 @@ def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
         .option("includeHeaders", "true")
         .load()
     )
+    return bronze_projection(kafka)
+
+
+def require_one_kafka_reader(cfg: StreamingConfig, query: str) -> None:
+    """Refuse to start ``query`` fresh where the other pipeline's Kafka reader already has a checkpoint.
+
+    ``medallion`` and the staged ``bronze`` each track their own Kafka offsets: a new checkpoint starts at
+    ``starting_offsets``, so switching pipelines on a lane that holds data would append every record to
+    bronze a second time (silver and PostgreSQL would stay exact, bronze would not).
+    """
+    other = "bronze" if query == "medallion" else "medallion"
+    if (cfg.checkpoint(other) / "offsets").is_dir() and not (cfg.checkpoint(query) / "offsets").is_dir():
+        raise RuntimeError(
+            f"{cfg.checkpoint(other)} shows the {other!r} query already read Kafka into {cfg.bronze_path}; "
+            f"starting {query!r} there would re-read the topics into bronze. Keep [pipeline].continuous on "
+            f"the pipeline this lane was started with, or use new tables and checkpoints for the other one."
+        )
+
+
+def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    require_one_kafka_reader(cfg, "bronze")
+    ensure_bronze_table(spark, cfg)
     writer = (
-        bronze_projection(kafka)
+        _kafka_bronze(spark, cfg)
         .writeStream.format("delta")
         .queryName("bronze")
         .outputMode("append")
@@ -103,8 +132,8 @@ def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
 
 # ---- silver + quarantine ------------------------------------------------------------------------------
 @dataclass
-class SilverBatch:
-    """``foreachBatch`` body of the silver query (runs on the driver).
+class Refiner:
+    """Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL): what both pipelines share.
 
     Exactly once without a MERGE: the batch's new rows are appended with ``txnAppId``/``txnVersion``, so a
     replayed batch (a crash after the write, before the checkpoint) is skipped by Delta itself, and a
@@ -113,18 +142,22 @@ class SilverBatch:
     ``event_time`` statistics overlap the batch (file skipping): a transaction id names one payment attempt
     with one event time, so its copies always land in the same range. Rows are shuffled and sorted for
     deduplication only when some id is repeated (:func:`repeated_ids` is empty in the normal case).
+
+    With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
+    the same cached frame: whatever silver holds, PostgreSQL holds with the same values. A crash between
+    the two replays the batch; silver lacks its rows, so they are computed again and the keyed upsert
+    overwrites the first attempt's copies with exactly what silver then commits.
     """
 
     cfg: StreamingConfig
     reader_schema: dict[str, Any]
     reference: ReferenceData
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+    def refine(self, bronze: DataFrame, *, app_id: str, batch_id: int, warehouse: WarehouseTable | None = None) -> None:
         decoder = Decoder(self.reader_schema, RegistrySchemas(self.cfg.schema_registry_url))
-        app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
         # Cached: the sinks below read it several times, and the decode (Python) must run once per record.
         checked = validate(
-            decode_frames(batch.drop(*_UNUSED_BRONZE), decoder),
+            decode_frames(bronze, decoder),
             max_event_age_days=self.cfg.max_event_age_days,
             max_clock_skew_minutes=self.cfg.max_clock_skew_minutes,
         ).persist()
@@ -146,13 +179,24 @@ class SilverBatch:
                     .option("txnVersion", batch_id)
                     .save(str(self.cfg.quarantine_path))
                 )
-            if summary.low is not None:
-                self._append(checked, summary.low, summary.high, app_id=app_id, batch_id=batch_id)
+            if summary.low is None:
+                return
+            rows = self._new_rows(checked, summary.low, summary.high)
+            if warehouse is None:
+                self._append(rows, app_id=app_id, batch_id=batch_id)
+                return
+            rows = rows.persist()
+            try:
+                changed = upsert(warehouse, rows.toArrow())
+                self._append(rows, app_id=app_id, batch_id=batch_id)
+                log.info("batch %s: %s rows inserted or changed in PostgreSQL", batch_id, changed)
+            finally:
+                rows.unpersist()
         finally:
             checked.unpersist()
 
-    def _append(self, checked: DataFrame, low_ms: int, high_ms: int, *, app_id: str, batch_id: int) -> None:
-        """Append the valid rows whose ``transaction_id`` silver does not hold yet (event times low..high ms)."""
+    def _new_rows(self, checked: DataFrame, low_ms: int, high_ms: int) -> DataFrame:
+        """The valid rows whose ``transaction_id`` silver does not hold yet (event times low..high ms)."""
         rows = enrich(silver_rows(checked), self.reference)
         existing = (
             checked.sparkSession.read.format("delta")
@@ -165,6 +209,9 @@ class SilverBatch:
         )
         if not repeated_ids(rows, existing).isEmpty():
             rows = unseen_first_copies(rows, existing)
+        return rows
+
+    def _append(self, rows: DataFrame, *, app_id: str, batch_id: int) -> None:
         (
             rows.write.format("delta")
             .mode("append")
@@ -174,6 +221,15 @@ class SilverBatch:
             .option("txnVersion", batch_id)
             .save(str(self.cfg.silver_path))
         )
+
+
+@dataclass
+class SilverBatch(Refiner):
+    """``foreachBatch`` body of the staged ``silver`` query (bronze Delta -> silver; runs on the driver)."""
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
+        self.refine(batch.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id)
 
 
 # Bronze columns neither silver nor quarantine keep: not decoded, not cached.
@@ -265,6 +321,54 @@ def start_warehouse(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
     return _trigger(writer, mode, cfg.triggers["warehouse"]).start()
 
 
+# ---- medallion: the whole path in one micro-batch ------------------------------------------------------
+@dataclass
+class MedallionBatch(Refiner):
+    """``foreachBatch`` body of the ``medallion`` query: Kafka rows -> bronze, quarantine, PostgreSQL, silver.
+
+    One micro-batch from Kafka to PostgreSQL instead of three chained ones (bronze, then silver re-reading
+    bronze, then the warehouse re-reading silver): a record waits for one trigger, and nothing is read back
+    from Delta except the silver ids the dedup checks. The Kafka batch is cached once; bronze is appended
+    with ``txnAppId``/``txnVersion`` (a replayed batch is skipped by Delta), so bronze keeps every record
+    exactly once, and :meth:`Refiner.refine` writes the rest from the same cached frame.
+    """
+
+    target: WarehouseTable
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app_id = _checkpoint_id(self.cfg.checkpoint("medallion"))
+        raw = batch.persist()
+        try:
+            (
+                raw.write.format("delta")
+                .mode("append")
+                .partitionBy("event_date")
+                .option("txnAppId", f"bronze-{app_id}")
+                .option("txnVersion", batch_id)
+                .save(str(self.cfg.bronze_path))
+            )
+            self.refine(raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, warehouse=self.target)
+        finally:
+            raw.unpersist()
+
+
+def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
+    require_one_kafka_reader(cfg, "medallion")
+    ensure_bronze_table(spark, cfg)
+    ensure_silver_table(spark, cfg)
+    ensure_quarantine_table(spark, cfg)
+    target = warehouse_target(cfg)
+    ensure_table(target)
+    body = MedallionBatch(cfg, schema_dict(), load_reference(cfg.reference_dir), target)
+    writer = (
+        _kafka_bronze(spark, cfg)
+        .writeStream.queryName("medallion")
+        .option("checkpointLocation", str(cfg.checkpoint("medallion")))
+        .foreachBatch(body)
+    )
+    return _trigger(writer, mode, cfg.triggers["medallion"]).start()
+
+
 def start_gold_queries(spark: SparkSession, cfg: StreamingConfig, mode: str) -> list[StreamingQuery]:
     ensure_silver_table(spark, cfg)
     trigger: dict[str, Any] = {"availableNow": True} if mode == CATCH_UP else {"processingTime": cfg.triggers["gold"]}
@@ -301,6 +405,7 @@ def start_scorer(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
 
 
 STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[StreamingQuery]]]] = {
+    "medallion": lambda spark, cfg, mode: [start_medallion(spark, cfg, mode)],
     "bronze": lambda spark, cfg, mode: [start_bronze(spark, cfg, mode)],
     "silver": lambda spark, cfg, mode: [start_silver(spark, cfg, mode)],
     "warehouse": lambda spark, cfg, mode: [start_warehouse(spark, cfg, mode)],

@@ -57,15 +57,19 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
 def run_once(
     settings: Settings, cfg: StreamingConfig | None = None, queries: tuple[str, ...] | None = None
 ) -> list[dict[str, Any]]:
-    """Catch-up of ``queries`` (default: Kafka -> bronze -> silver -> PostgreSQL -> gold); per-stage stats."""
-    from shoplake.streaming.jobs import ALL_STAGES, run_catch_up
+    """Catch-up of ``queries`` (default: the configured pipeline without the scorer); per-stage stats.
+
+    The default follows ``[pipeline].continuous`` so a catch-up run and the continuous service always use
+    the same queries and checkpoints (``medallion`` and the staged queries must never both read Kafka).
+    """
+    from shoplake.streaming.jobs import run_catch_up
 
     cfg = cfg or load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-stream-catch-up")
     try:
         from shoplake.lineage import job_run
 
-        stages = queries or ALL_STAGES
+        stages = queries or tuple(q for q in cfg.continuous_stages if q != "scorer")
         with job_run(settings, "stream", cfg, stages):
             results = run_catch_up(spark, cfg, stages)
     finally:
