@@ -11,6 +11,7 @@ import pytest
 
 from shoplake.ingestion.generator import GeneratorConfig, generate
 from shoplake.ml.features import (
+    CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     NO_PREVIOUS_SECONDS,
     FeatureConfig,
@@ -167,6 +168,11 @@ def test_row_order_of_the_input_does_not_matter(world: pd.DataFrame) -> None:
 def test_categorical_input_gives_the_same_features(world: pd.DataFrame) -> None:
     as_categories = world.astype({c: "category" for c in ("customer_id", "merchant_id", "device_id", "ip_country")})
     pd.testing.assert_frame_equal(build_features(world, CONFIG), build_features(as_categories, CONFIG))
+    scoring_view = build_features(as_categories, CONFIG, categorical=True)  # Categorical columns, same strings
+    assert all(isinstance(scoring_view[c].dtype, pd.CategoricalDtype) for c in CATEGORICAL_FEATURES)
+    pd.testing.assert_frame_equal(
+        scoring_view.astype({c: object for c in CATEGORICAL_FEATURES}), build_features(world, CONFIG)
+    )
 
 
 @pytest.mark.unit

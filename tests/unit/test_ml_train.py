@@ -37,6 +37,8 @@ def test_model_input_equals_the_fitted_preprocessing_including_unknown_categorie
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected.astype(np.float32))
     assert (got[:10, len(NUMERIC_FEATURES) + CATEGORICAL_FEATURES.index("channel")] == -1).all()
+    as_categories = features.astype({c: "category" for c in CATEGORICAL_FEATURES})  # how scoring passes them
+    np.testing.assert_array_equal(train.model_input(fitted, as_categories), got)
 
 
 @pytest.mark.unit

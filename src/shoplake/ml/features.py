@@ -276,6 +276,15 @@ def _text(values: pd.Series, rows: I64 | None = None) -> npt.NDArray[np.object_]
     return np.asarray(picked.astype(str).to_numpy(dtype=object), dtype=object)
 
 
+def _as_categorical(values: pd.Series, rows: I64) -> pd.Categorical:
+    """``_text(values, rows)`` as a ``Categorical`` (same strings), built from codes when the input has them."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        names = np.append(values.cat.categories.astype(str).to_numpy(dtype=object), "nan")
+        to_unique, unique = pd.factorize(names)  # "nan" may already be a category: categories must be unique
+        return pd.Categorical.from_codes(to_unique[values.cat.codes.to_numpy()[rows]], categories=unique)
+    return pd.Categorical(_text(values, rows))
+
+
 def _lookup(values: pd.Series, table: dict[str, float], default: float) -> F64:
     """``table[str(value)]`` per row (``default`` when absent), looked up once per distinct value."""
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -307,6 +316,8 @@ def build_features(
     config: FeatureConfig | None = None,
     target: npt.ArrayLike | None = None,
     labels: LabelRates | None = None,
+    *,
+    categorical: bool = False,
 ) -> pd.DataFrame:
     """Features of the ``target`` rows of ``tx`` (default: all), computed from all of ``tx`` as history.
 
@@ -317,6 +328,11 @@ def build_features(
     ``labels`` (default: built from ``tx``) is where the merchant/category risk features count labels; pass a
     :class:`LabelRates` holding every labelled event of the risk windows when ``tx`` holds only the scored
     customers' own history (the streaming scorer does).
+
+    ``categorical=True`` returns the categorical features as pandas ``Categorical`` columns holding the same
+    strings instead of object columns: the same values, but the model's encoder then maps a few categories
+    instead of hashing a million strings (what scoring wants; training keeps plain strings for MLflow's
+    signature).
     """
     config = config or FeatureConfig()
     validate_input(tx)
@@ -350,7 +366,7 @@ def build_features(
     cols.set("day_of_week", (t_own // MS_PER_DAY + 3) % 7)  # 1970-01-01: Thursday
     frame = cols.frame(tx.index[rows])
     for c in CATEGORICAL_FEATURES:
-        frame[c] = _text(tx[c], rows)
+        frame[c] = _as_categorical(tx[c], rows) if categorical else _text(tx[c], rows)
     return frame
 
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from shoplake.config import Settings
 from shoplake.ml import registry, train
 from shoplake.ml.extract import Window, load_window
-from shoplake.ml.features import build_features
+from shoplake.ml.features import LabelRates, build_features
 
 SCORES_TABLE: Final = "gold/fraud_scores"
 
@@ -53,9 +53,15 @@ def scores_path(settings: Settings) -> Path:
     return settings.delta_base_path / SCORES_TABLE
 
 
-def score_frame(model: Any, spec: registry.VersionSpec, frame: pd.DataFrame, target: Any) -> pa.Table:
-    """Scores of the ``target`` rows of ``frame`` (history + window) with one model version, as Arrow."""
-    features = build_features(frame, spec.feature_config, target=target)
+def score_frame(
+    model: Any, spec: registry.VersionSpec, frame: pd.DataFrame, target: Any, labels: LabelRates | None = None
+) -> pa.Table:
+    """Scores of the ``target`` rows of ``frame`` (history + window) with one model version, as Arrow.
+
+    ``labels``: the label-rate state for the risk features when ``frame`` lacks other customers' rows (the
+    streaming scorer); by default they come from ``frame`` itself.
+    """
+    features = build_features(frame, spec.feature_config, target=target, labels=labels, categorical=True)
     scores = train.fraud_scores(model, features)
     rows = frame.loc[features.index]
 

@@ -8,16 +8,18 @@ stream; Spark only says *which* transactions are new. Each micro-batch then:
    version the batch is skipped with a warning (continuous mode) - catch-up mode refuses to start instead.
 2. **Builds the features with the training code** (:func:`shoplake.ml.features.build_features`, the version's
    own :class:`FeatureConfig`, the same Arrow -> pandas conversion as batch scoring), so there is no
-   train/serve skew. The history the features need is looked up in silver with delta-rs per batch instead of
-   being kept as Spark state, so state stays bounded (:class:`SilverHistory`: the model, an open table
-   handle, one cached risk window) and a restart needs nothing but the checkpoint. The lookup has two parts -
-   the batch's customers' own rows over the full horizon, and only the label/merchant columns of everyone
-   else over the risk window - because customer features only read a customer's own past while
-   merchant/category risk reads everybody's labelled past.
-   *Trade-offs:* every batch still builds features over the whole risk window (~14 days of rows), which is
-   what bounds per-batch latency at high daily volumes; events that land in silver later than their
-   successors were scored are seen only by later rows (as in batch scoring of an earlier window), and rows
-   arriving more than the label delay late miss the cached risk window until the scorer restarts.
+   train/serve skew. The history the features need is looked up in silver with delta-rs instead of being
+   kept as Spark state, so state stays bounded (:class:`SilverHistory`: the model, an open table handle, one
+   label-rate state) and a restart needs nothing but the checkpoint. The lookup has two parts, because
+   customer features only read a customer's own past while merchant/category risk reads everybody's
+   labelled past: the batch's customers' own rows over the full horizon are read per batch, and the
+   labelled past of everyone is a :class:`~shoplake.ml.features.LabelRates` built once for a risk window
+   and reused until the batches move past it (at most every :data:`LABEL_STATE_STEP` of event time) - a batch
+   builds only its customers' timelines, not ~14 days of everybody's rows. The counts behind the rates are
+   integers, so the rates are bit-identical to batch scoring's.
+   *Trade-offs:* events that land in silver later than their successors were scored are seen only by later
+   rows (as in batch scoring of an earlier window), and labelled rows arriving in silver more than
+   ``label_delay - LABEL_STATE_STEP`` after their event time miss the label state until the scorer restarts.
 3. **Writes alerts** (score >= the version's threshold): rows already in ``gold/fraud_alerts`` are dropped
    (anti-join on ``transaction_id`` over the batch's event dates), the rest go to Kafka first (keyed by
    ``transaction_id``, flushed) and are then appended to Delta. A replayed batch - or a reset checkpoint -
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,15 +46,18 @@ import pyarrow.dataset as ds
 from shoplake.config import Settings
 from shoplake.ml import registry
 from shoplake.ml.extract import EXTRACT_COLUMNS, to_frame
-from shoplake.ml.features import FeatureConfig
+from shoplake.ml.features import FeatureConfig, LabelRates
 from shoplake.ml.scoring import NoProductionModelError, score_frame
 
 log = logging.getLogger(__name__)
 
 # Silver columns the features read (no fraud_pattern: scoring never sees the simulator's ground truth).
 OWN_COLUMNS: Final = tuple(c for c in EXTRACT_COLUMNS if c != "fraud_pattern")
-# What merchant/category risk reads of other customers' rows; the rest is filled with neutral constants.
-RISK_COLUMNS: Final = ("transaction_id", "event_time", "customer_id", "merchant_id", "merchant_category", "is_fraud")
+# What merchant/category risk reads of everybody's rows.
+RISK_COLUMNS: Final = ("event_time", "merchant_id", "merchant_category", "is_fraud")
+# How far past the current batches the label state reaches (in event time) before it is rebuilt; the state
+# can only hold labels already in silver, so this much of the label delay is spent on that bet.
+LABEL_STATE_STEP: Final = timedelta(hours=1)
 ALERT_COLUMNS: Final = (
     "transaction_id",
     "event_time",
@@ -102,12 +108,12 @@ def _time_filter(names: set[str], start: datetime, end: datetime) -> ds.Expressi
 
 
 class SilverHistory:
-    """The silver rows a batch's features depend on, looked up per batch (see the module docstring).
+    """The silver rows a batch's features depend on (see the module docstring).
 
-    Two things survive between batches, both bounded: the open Delta table (refreshed incrementally, not
-    re-read from its log) and the slim risk rows of the last risk window - consecutive batches need nearly the
-    same 14 days of labels, so only the newly uncovered slice is read. Rows that land in silver more than the
-    label delay after their event time, behind the cached slice, are not added to it (documented trade-off).
+    Kept between batches, all bounded: the open Delta table (refreshed incrementally, not re-read from its
+    log), the slim label rows of the last risk window (consecutive builds need nearly the same 14 days, so
+    only the newly uncovered slice is read) and the :class:`LabelRates` built from them, which serves every
+    batch whose risk windows it covers.
     """
 
     def __init__(self, silver: Path) -> None:
@@ -115,6 +121,8 @@ class SilverHistory:
         self._table: Any = None
         self._risk: pa.Table | None = None
         self._risk_range: tuple[datetime, datetime] | None = None
+        self._labels: LabelRates | None = None
+        self._labels_key: tuple[datetime, datetime, timedelta, timedelta] | None = None
 
     def _dataset(self) -> ds.Dataset:
         from deltalake import DeltaTable
@@ -126,43 +134,71 @@ class SilverHistory:
         return self._table.to_pyarrow_dataset()
 
     def _risk_rows(self, dataset: ds.Dataset, lo: datetime, hi: datetime) -> pa.Table:
-        """Risk columns of everyone in ``[lo, hi)``, reading only what the cached slice does not cover."""
+        """Risk columns of everyone in ``[lo, hi)`` (or beyond ``hi``: more never changes a rate), reading only
+        what the cached slice does not cover."""
         names = set(dataset.schema.names)
         cached, span = self._risk, self._risk_range
-        if cached is None or span is None or lo < span[0] or hi < span[1]:
+        if cached is None or span is None or lo < span[0]:
             rows = dataset.to_table(columns=list(RISK_COLUMNS), filter=_time_filter(names, lo, hi))
         else:
-            fresh = dataset.to_table(columns=list(RISK_COLUMNS), filter=_time_filter(names, span[1], hi))
             kept = cached.filter(
                 pc.greater_equal(cached.column("event_time"), pa.scalar(lo, cached.schema.field("event_time").type))
             )
-            rows = pa.concat_tables([kept, fresh.cast(kept.schema)])
+            if hi > span[1]:
+                fresh = dataset.to_table(columns=list(RISK_COLUMNS), filter=_time_filter(names, span[1], hi))
+                rows = pa.concat_tables([kept, fresh.cast(kept.schema)])
+            else:
+                rows, hi = kept, span[1]
         self._risk, self._risk_range = rows, (lo, hi)
         return rows
 
-    def frame(self, customers: pa.Array, start: datetime, end: datetime, config: FeatureConfig) -> pd.DataFrame:
-        """History + batch rows for a batch spanning ``[start, end)`` of ``customers``, as pandas.
+    def labels(self, start: datetime, end: datetime, config: FeatureConfig) -> LabelRates:
+        """A label state holding every labelled event the risk features of rows in ``[start, end)`` read.
 
-        Own rows: every column, the whole ``required_history``. Other customers: only risk columns, only where
-        a label can already count (``[start - label_delay - risk_window, end - label_delay)``); their other
-        columns get neutral constants (never scored; zeros keep the timelines' prefix sums finite).
+        Reused while it covers ``[start - label_delay - risk_window, end - label_delay)``; rebuilt reaching
+        :data:`LABEL_STATE_STEP` (at most half the label delay) further, so a stream of batches rebuilds it
+        about once per step of event time instead of per batch.
         """
+        lo = start - config.label_delay - config.risk_window
+        hi = end - config.label_delay
+        key = self._labels_key
+        horizons = (config.label_delay, config.risk_window)
+        if self._labels is not None and key is not None and key[2:] == horizons and key[0] <= lo and hi <= key[1]:
+            return self._labels
+        reach = hi + min(LABEL_STATE_STEP, config.label_delay / 2)
+        rows = self._risk_rows(self._dataset(), lo, reach)
+        self._labels = label_rates(rows)
+        self._labels_key = (lo, reach, *horizons)
+        log.info("scorer: label state rebuilt: %s labelled events in [%s, %s)", self._labels.events, lo, reach)
+        return self._labels
+
+    def frame(self, customers: pa.Array, start: datetime, end: datetime, config: FeatureConfig) -> pd.DataFrame:
+        """The batch's customers' own rows (every column, the whole ``required_history`` up to ``end``)."""
         dataset = self._dataset()
         names = set(dataset.schema.names)
         is_own = ds.field("customer_id").isin(customers)
         own = dataset.to_table(
             columns=list(OWN_COLUMNS), filter=_time_filter(names, start - config.required_history(), end) & is_own
         )
-        risk = self._risk_rows(dataset, start - config.label_delay - config.risk_window, end - config.label_delay)
-        others = risk.filter(pc.invert(pc.is_in(risk.column("customer_id"), value_set=customers)))
-        filled = {}
-        for field in own.schema:
-            if field.name in others.column_names:
-                filled[field.name] = others.column(field.name).cast(field.type)
-            else:
-                neutral = 0 if pa.types.is_integer(field.type) else ""
-                filled[field.name] = pa.repeat(pa.scalar(neutral, type=field.type), others.num_rows)
-        return to_frame(pa.concat_tables([own, pa.table(filled, schema=own.schema)]))
+        return to_frame(own)
+
+
+def label_rates(rows: pa.Table) -> LabelRates:
+    """:class:`LabelRates` of silver's risk columns (``event_time`` at the millisecond, as :func:`to_frame`)."""
+    t = rows.column("event_time").combine_chunks().cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    label = rows.column("is_fraud").combine_chunks()
+    code = np.where(
+        label.is_valid().to_numpy(zero_copy_only=False),
+        label.fill_null(False).to_numpy(zero_copy_only=False),
+        -1,
+    ).astype(np.int8)
+
+    def named(name: str) -> tuple[npt.NDArray[np.int64], pd.Index]:
+        encoded = pc.dictionary_encode(rows.column(name).combine_chunks())
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return codes, pd.Index(encoded.dictionary.to_pylist())
+
+    return LabelRates(t.to_numpy(zero_copy_only=False), named("merchant_id"), named("merchant_category"), code)
 
 
 def score_batch(history: SilverHistory, batch: pa.Table, loaded: LoadedModel) -> pa.Table:
@@ -172,10 +208,12 @@ def score_batch(history: SilverHistory, batch: pa.Table, loaded: LoadedModel) ->
     start = bounds["min"].as_py().astimezone(UTC)
     end = bounds["max"].as_py().astimezone(UTC) + timedelta(microseconds=1)
     customers = pc.unique(batch.column("customer_id").cast(pa.string()))
-    frame = history.frame(customers, start, end, loaded.spec.feature_config)
+    config = loaded.spec.feature_config
+    frame = history.frame(customers, start, end, config)
     ids = pc.unique(batch.column("transaction_id").cast(pa.string()))
     target = pc.is_in(pa.array(frame["transaction_id"]).cast(pa.string()), value_set=ids)
-    return score_frame(loaded.model, loaded.spec, frame, np.asarray(target.to_numpy(zero_copy_only=False)))
+    labels = history.labels(start, end, config)
+    return score_frame(loaded.model, loaded.spec, frame, np.asarray(target.to_numpy(zero_copy_only=False)), labels)
 
 
 def alerts_of(scored: pa.Table) -> pa.Table:
