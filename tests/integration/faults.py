@@ -8,20 +8,30 @@ not its dependents (stopping PostgreSQL must not take MLflow with it: the fault 
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import psycopg
 from confluent_kafka.admin import AdminClient
+from deltalake import DeltaTable
+from psycopg import sql
 
 from shoplake import stack as local_stack
 from shoplake.config import Settings
+from shoplake.contracts import schemas, wire
+from shoplake.ingestion.avro_encoder import EncodedBatch
 from shoplake.ingestion.topics import KafkaUnavailableError, ensure_topic
 from shoplake.ingestion.verify import end_offsets
 from shoplake.stack import process, service
+from shoplake.streaming.config import load_streaming_config
+from shoplake.streaming.jobs import run_catch_up
+from shoplake.streaming.session import spark_session
 
 STOP_TIMEOUT = 60.0
 
@@ -84,3 +94,66 @@ def settled_end_offsets(settings: Settings, timeout: float = 120.0) -> dict[int,
 
     wait_for(readable, "every partition to answer an offset request", timeout=timeout, interval=0.5)
     return found
+
+
+@dataclass(frozen=True)
+class Landed:
+    """Where a topic's transactions landed after one streaming catch-up: transaction id -> copies."""
+
+    silver: Counter[str]
+    raw: Counter[str]
+    quarantined: int
+
+
+def stream_topic(settings: Settings, topic: str) -> Landed:
+    """Run the platform's streaming pipeline over ``topic`` into a private silver table and raw schema.
+
+    The fault tests' invariant is "every delivered transaction exactly once in silver and in PostgreSQL
+    raw"; this is the real catch-up (the queries ``shoplake stream --once`` runs, in the shared in-process
+    Spark session) on tables of its own, removed again afterwards.
+    """
+    suffix = uuid.uuid4().hex[:10]
+    root = settings.delta_base_path / f"it-faults-{suffix}"
+    cfg = replace(
+        load_streaming_config(settings),
+        topics=(topic,),
+        bronze_path=root / "bronze/transactions",
+        silver_path=root / "silver/transactions",
+        quarantine_path=root / "quarantine/transactions",
+        checkpoint_root=root / "checkpoints",
+        metrics_path=root / "progress.jsonl",
+        warehouse_schema=f"it_faults_{suffix}",
+        shuffle_partitions=2,
+    )
+    stages = tuple(q for q in cfg.continuous_stages if q not in ("gold", "scorer"))
+    spark = spark_session(settings, app_name="shoplake-it-faults", shuffle_partitions=2)
+    try:
+        run_catch_up(spark, cfg, stages)
+        silver = DeltaTable(str(cfg.silver_path)).to_pyarrow_table(columns=["transaction_id"])
+        quarantined = DeltaTable(str(cfg.quarantine_path)).to_pyarrow_table().num_rows
+        table = sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table)
+        with psycopg.connect(cfg.postgres_dsn) as conn:
+            raw = [row[0] for row in conn.execute(sql.SQL("SELECT transaction_id FROM {}").format(table))]
+        return Landed(Counter(silver.column(0).to_pylist()), Counter(raw), quarantined)
+    finally:
+        with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(cfg.warehouse_schema))
+            conn.execute(drop)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def assert_exactly_once(landed: Landed, delivered: set[str]) -> None:
+    """Every delivered transaction is in silver and in PostgreSQL raw exactly once, and nothing else is."""
+    assert landed.quarantined == 0
+    for layer, counts in (("silver", landed.silver), ("raw", landed.raw)):
+        assert set(counts) == delivered, (
+            f"{layer}: {len(delivered - set(counts))} missing, {len(set(counts) - delivered)} unexpected"
+        )
+        twice = [tx for tx, n in counts.items() if n > 1]
+        assert twice == [], f"{layer}: {len(twice)} transactions more than once, e.g. {twice[:3]}"
+
+
+def batch_ids(batches: Iterable[EncodedBatch]) -> set[str]:
+    """The transaction ids inside already-encoded batches (decoded with the contract schema)."""
+    parsed = schemas.parsed_schema()
+    return {wire.decode_record(m, parsed)[1]["transaction_id"] for b in batches for m in b.messages()}

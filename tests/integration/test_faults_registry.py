@@ -4,7 +4,8 @@ Producers carry the schema id in every message and do not need the registry once
 so a run keeps producing while the registry is down. The stream's decoder must treat an unreachable
 registry as "fail the batch and retry" - never as "unknown schema id", which would quarantine valid data.
 After a SIGKILL and restart every subject, version, id and schema text is unchanged, and the next run
-reuses the same id.
+reuses the same id. Both runs - the one produced while the registry was down and the one after - then
+stream through the real pipeline into silver and PostgreSQL raw, every transaction exactly once.
 """
 
 from __future__ import annotations
@@ -71,3 +72,8 @@ def test_registry_crash_keeps_schemas_and_ids_and_producers_keep_going(settings:
     again = ingest(settings, N, 4, START, run_key="faults-registry-after")  # ensures + verifies via the registry
     assert again.schema_id == schema_id and again.verify is not None and again.verify.ok
     assert registry_state(settings, schema_id) == before
+    # the stream resolves the writer schema through the restarted registry: both runs land exactly once
+    after = list(encoded_batches(validate_params(settings, N, 4, START, run_key="faults-registry-after"), schema_id))
+    delivered = faults.batch_ids(batches) | faults.batch_ids(after)
+    assert len(delivered) == 2 * N
+    faults.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), delivered)
