@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import pytest
@@ -104,7 +105,9 @@ def _free_port() -> int:
 
 
 def _secrets_of(settings: Settings) -> dict[str, str]:
-    return {"postgres": settings.postgres_password, "airflow": settings.airflow_admin_password}
+    """Each password as written and URL-quoted (how it appears inside a SQLAlchemy or MLflow store URI)."""
+    plain = {"postgres": settings.postgres_password, "airflow": settings.airflow_admin_password}
+    return {**plain, **{f"{label} (URL-quoted)": quote(secret, safe="") for label, secret in plain.items()}}
 
 
 @pytest.fixture(scope="module")
