@@ -882,7 +882,7 @@ def _merchant_compromise(state: _RunState, rng: np.random.Generator, starts: I64
     Nothing about the customer gives it away as often as in the other patterns: the merchant's recent
     (label-delayed) fraud rate is the main signal.
     """
-    e = _Episodes.start(state, rng, starts, "merchant_compromise", (1, 2))
+    e = _Episodes.start(state, rng, starts, "merchant_compromise", (1, 2))  # one event: no gaps
     w = state.world
     window_ms = int(state.config.compromise_window_days * MS_PER_DAY)
     windows = e.t // window_ms
