@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from shoplake.config import Settings
-from shoplake.ml.stream_scoring import ALERT_COLUMNS, alert_messages, alerts_of, append_alerts, new_alerts
+from shoplake.ingestion.generator import GeneratorConfig
+from shoplake.ml import sample_data
+from shoplake.ml.features import FeatureConfig, build_features
+from shoplake.ml.stream_scoring import (
+    ALERT_COLUMNS,
+    SilverHistory,
+    alert_messages,
+    alerts_of,
+    append_alerts,
+    new_alerts,
+)
 from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve
 
 pytestmark = pytest.mark.unit
@@ -75,3 +87,48 @@ def test_topic_messages_are_keyed_json() -> None:
     assert key == "tx-1" and body["transaction_id"] == "tx-1"
     assert body["event_time"] == "2026-02-03T04:05:00+00:00" and body["event_date"] == "2026-02-03"
     assert body["fraud_score"] == 0.9 and body["model_version"] == "3"
+
+
+def _silver_day(day: int, n: int) -> pa.Table:
+    config = GeneratorConfig(n_customers=200, n_merchants=60, chunk_size=10_000)
+    start = datetime(2026, 2, 1, tzinfo=UTC) + timedelta(days=day)
+    return pa.concat_tables(
+        sample_data.silver_batches(n, 11, start, span=timedelta(days=1), run_key=f"unit-scorer-{day}", config=config)
+    )
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: object for c in frame.columns if c != "event_time"}).reset_index(drop=True)
+
+
+def test_kept_history_follows_new_silver_commits_like_a_fresh_read(tmp_path: Path) -> None:
+    """The scorer's cached silver (customer rows + label state) equals reading silver afresh after appends."""
+    from deltalake import write_deltalake
+
+    silver = tmp_path / "silver"
+    config = FeatureConfig(history=timedelta(days=7), label_delay=timedelta(hours=12), risk_window=timedelta(days=2))
+    write_deltalake(str(silver), _silver_day(0, 3_000), partition_by=["event_date"])
+    for day in range(1, 5):
+        write_deltalake(str(silver), _silver_day(day, 3_000), mode="append", partition_by=["event_date"])
+    kept = SilverHistory(silver)
+
+    def batch_of(day: int) -> tuple[pa.Array, datetime, datetime]:
+        rows = _silver_day(day, 3_000).sort_by("event_time").slice(100, 50)
+        times = pc.min_max(rows.column("event_time"))
+        end = times["max"].as_py() + timedelta(microseconds=1)
+        return pc.unique(rows.column("customer_id")), times["min"].as_py(), end
+
+    for day in (4, 5, 6):
+        if day > 4:  # a new commit lands between batches: only its file is read
+            write_deltalake(str(silver), _silver_day(day, 3_000), mode="append", partition_by=["event_date"])
+        customers, start, end = batch_of(day)
+        fresh = SilverHistory(silver)
+        pd.testing.assert_frame_equal(
+            _sorted(kept.frame(customers, start, end, config)), _sorted(fresh.frame(customers, start, end, config))
+        )
+        probe = fresh.frame(customers, start, end, config)
+        target = (probe["event_time"] >= pd.Timestamp(start)).to_numpy()
+        expected = build_features(probe, config, target=target, labels=fresh.labels(start, end, config))
+        got = build_features(probe, config, target=target, labels=kept.labels(start, end, config))
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert (got["merchant_labelled"] > 0).any()

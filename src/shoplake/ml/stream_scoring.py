@@ -8,15 +8,16 @@ stream; Spark only says *which* transactions are new. Each micro-batch then:
    version the batch is skipped with a warning (continuous mode) - catch-up mode refuses to start instead.
 2. **Builds the features with the training code** (:func:`shoplake.ml.features.build_features`, the version's
    own :class:`FeatureConfig`, the same Arrow -> pandas conversion as batch scoring), so there is no
-   train/serve skew. The history the features need is looked up in silver with delta-rs instead of being
-   kept as Spark state, so state stays bounded (:class:`SilverHistory`: the model, an open table handle, one
-   label-rate state) and a restart needs nothing but the checkpoint. The lookup has two parts, because
-   customer features only read a customer's own past while merchant/category risk reads everybody's
-   labelled past: the batch's customers' own rows over the full horizon are read per batch, and the
-   labelled past of everyone is a :class:`~shoplake.ml.features.LabelRates` built once for a risk window
-   and reused until the batches move past it (at most every :data:`LABEL_STATE_STEP` of event time) - a batch
+   train/serve skew. The history the features need comes from silver via delta-rs, not from Spark state, so a
+   restart needs nothing but the checkpoint (:class:`SilverHistory` rebuilds its caches on the first batch).
+   It has two parts, because customer features only read a customer's own past while merchant/category risk
+   reads everybody's labelled past: silver's last ``required_history`` is kept in memory (extended by the
+   files each Delta commit adds, ~1 day of slack) and the batch's customers' rows are filtered from it; the
+   labelled past of everyone is a :class:`~shoplake.ml.features.LabelRates` built once for a risk window and
+   reused until the batches move past it (rebuilt every :data:`LABEL_STATE_STEP` of event time) - a batch
    builds only its customers' timelines, not ~14 days of everybody's rows. The counts behind the rates are
-   integers, so the rates are bit-identical to batch scoring's.
+   integers, so the rates are bit-identical to batch scoring's. Memory: about ``required_history`` of
+   silver's feature columns (17 days at 50,000 rows/day: ~850k rows) in the driver.
    *Trade-offs:* events that land in silver later than their successors were scored are seen only by later
    rows (as in batch scoring of an earlier window), and labelled rows arriving in silver more than
    ``label_delay - LABEL_STATE_STEP`` after their event time miss the label state until the scorer restarts.
@@ -57,7 +58,10 @@ OWN_COLUMNS: Final = tuple(c for c in EXTRACT_COLUMNS if c != "fraud_pattern")
 RISK_COLUMNS: Final = ("event_time", "merchant_id", "merchant_category", "is_fraud")
 # How far past the current batches the label state reaches (in event time) before it is rebuilt; the state
 # can only hold labels already in silver, so this much of the label delay is spent on that bet.
-LABEL_STATE_STEP: Final = timedelta(hours=1)
+LABEL_STATE_STEP: Final = timedelta(hours=6)
+# How far the kept customer history may run behind the oldest row a batch needs before it is trimmed.
+HISTORY_TRIM: Final = timedelta(days=1)
+_FAR_FUTURE: Final = datetime(9999, 1, 1, tzinfo=UTC)
 ALERT_COLUMNS: Final = (
     "transaction_id",
     "event_time",
@@ -123,6 +127,9 @@ class SilverHistory:
         self._risk_range: tuple[datetime, datetime] | None = None
         self._labels: LabelRates | None = None
         self._labels_key: tuple[datetime, datetime, timedelta, timedelta] | None = None
+        self._history: pa.Table | None = None
+        self._history_from: datetime | None = None
+        self._history_files: set[str] = set()
 
     def _dataset(self) -> ds.Dataset:
         from deltalake import DeltaTable
@@ -172,13 +179,45 @@ class SilverHistory:
         log.info("scorer: label state rebuilt: %s labelled events in [%s, %s)", self._labels.events, lo, reach)
         return self._labels
 
+    def _history_rows(self, dataset: ds.Dataset, lo: datetime) -> pa.Table:
+        """Every silver row from ``lo`` on (feature columns), reading only the files added since the last call.
+
+        A Delta commit only adds files unless it rewrites some (compaction, overwrite): then, or when ``lo`` is
+        older than what is kept, everything is read again. Rows older than ``lo`` are dropped once they are
+        :data:`HISTORY_TRIM` behind, so memory stays at about ``required_history`` of silver.
+        """
+        fragments = list(dataset.get_fragments())
+        paths = {fragment.path for fragment in fragments}
+        names = set(dataset.schema.names)
+        cached, kept_from = self._history, self._history_from
+        if cached is None or kept_from is None or lo < kept_from or not self._history_files <= paths:
+            rows = dataset.to_table(columns=list(OWN_COLUMNS), filter=_time_filter(names, lo, _FAR_FUTURE))
+            kept_from = lo
+        else:
+            new = [fragment for fragment in fragments if fragment.path not in self._history_files]
+            rows = cached
+            if new:
+                added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+                fresh = added.to_table(columns=list(OWN_COLUMNS), filter=_time_filter(names, kept_from, _FAR_FUTURE))
+                rows = pa.concat_tables([cached, fresh.cast(cached.schema)]).combine_chunks()
+            if lo - kept_from > HISTORY_TRIM:
+                time_type = rows.schema.field("event_time").type
+                rows = rows.filter(pc.greater_equal(rows.column("event_time"), pa.scalar(lo, time_type)))
+                kept_from = lo
+        self._history, self._history_from, self._history_files = rows, kept_from, paths
+        return rows
+
     def frame(self, customers: pa.Array, start: datetime, end: datetime, config: FeatureConfig) -> pd.DataFrame:
         """The batch's customers' own rows (every column, the whole ``required_history`` up to ``end``)."""
-        dataset = self._dataset()
-        names = set(dataset.schema.names)
-        is_own = ds.field("customer_id").isin(customers)
-        own = dataset.to_table(
-            columns=list(OWN_COLUMNS), filter=_time_filter(names, start - config.required_history(), end) & is_own
+        lo = start - config.required_history()
+        rows = self._history_rows(self._dataset(), lo)
+        time_type = rows.schema.field("event_time").type
+        times = rows.column("event_time")
+        own = rows.filter(
+            pc.and_(
+                pc.and_(pc.greater_equal(times, pa.scalar(lo, time_type)), pc.less(times, pa.scalar(end, time_type))),
+                pc.is_in(rows.column("customer_id"), value_set=customers.cast(rows.schema.field("customer_id").type)),
+            )
         )
         return to_frame(own)
 
