@@ -77,7 +77,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cfg = dataclasses.replace(
         load_streaming_config(settings),
         topics=(topic,),
-        continuous_stages=("bronze", "silver", "warehouse"),  # gold has its own tests; it would double the time
+        continuous_stages=("medallion",),  # gold has its own tests; it would double the time
         checkpoint_root=root / "checkpoints",
         metrics_path=root / "progress.jsonl",
         warehouse_schema=f"it_obs_{suffix}",
@@ -86,7 +86,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     w = World(settings, cfg, topic, register(stack, f"{topic}-value"), f"it_obs_marts_{suffix}")
     _produce(w, 0, N)
     produce(stack, topic, [(b"k", b"\x07not avro at all")] * POISON)
-    service.run_once(settings, cfg, cfg.continuous_stages)  # Kafka -> bronze -> silver/quarantine -> raw
+    service.run_once(settings, cfg, cfg.continuous_stages)  # Kafka -> bronze + silver/quarantine + raw
     # dbt's marts stand-in: fct_transactions with the build stamp the report reads (dbt itself is tested elsewhere)
     with psycopg.connect(cfg.postgres_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(w.marts_schema)))
@@ -117,7 +117,7 @@ def test_healthy_run_is_ok_with_every_section_filled(world: World) -> None:
     assert lag["total_lag"] == 0 and lag["consumed"] == N + POISON and len(lag["partitions"]) == 3  # type: ignore[index]
     assert doc["warehouse"]["raw_rows"] == N and doc["warehouse"]["marts"] == {"fct_transactions": N}  # type: ignore[index]
     queries = doc["streaming"]["queries"]  # type: ignore[index]
-    assert set(queries) == {"bronze", "silver", "warehouse"}
+    assert set(queries) == {"medallion"}
     assert all(c["passed"] for c in doc["quality"]["checks"])  # type: ignore[index]
     html = (written.path.parent / "latest.html").read_text()
     assert "Shoplake health: <span style='color:#2e7d32'>OK</span>" in html and "<svg" in html

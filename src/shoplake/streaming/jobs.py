@@ -499,7 +499,13 @@ def run_continuous(
 ) -> None:
     """Run every query with processing-time triggers until ``stop`` is set or a query fails (then raise)."""
     attach_progress_recorder(spark, cfg)
-    queries = [query for name in stages for query in STARTERS[name](spark, cfg, CONTINUOUS)]
+    queries = []
+    for name in stages:
+        # One fair-scheduler pool per stage (the query threads inherit it): a gold batch's tasks share the
+        # cores with the medallion's instead of queueing it behind them (``spark.scheduler.mode`` FAIR).
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", name)
+        queries += STARTERS[name](spark, cfg, CONTINUOUS)
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", "default")
     if on_started is not None:
         on_started(queries)
     try:
