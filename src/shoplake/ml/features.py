@@ -18,6 +18,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -347,16 +348,20 @@ def build_features(
     cust = _codes(tx["customer_id"])
     ip_country = _codes(tx["ip_country"])
     history = _ms(config.history)
-    cust_count = _customer_features(
-        cols, tx, t=t, usd=usd, cust=cust, ip_country=ip_country, is_target=is_target, history=history
-    )
-    _novelty_features(
-        cols, tx, t=t, cust=cust, ip_country=ip_country, cust_count=cust_count, is_target=is_target, history=history
-    )
     t_own = t[rows]
-    labels = LabelRates.from_frame(tx) if labels is None else labels
-    for name, values in labels.features(tx, rows, t_own, config).items():
-        cols.set(name, values)
+    # Risk features share nothing with the customer timelines: they run on a second thread (NumPy's sorts and
+    # searches release the GIL), on their own copy of the four columns they read. Same values either way.
+    risk_input = tx[list(_RISK_INPUT)]
+    with ThreadPoolExecutor(1) as pool:
+        risk = pool.submit(_risk_features, risk_input, labels, rows, t_own, config)
+        cust_count = _customer_features(
+            cols, tx, t=t, usd=usd, cust=cust, ip_country=ip_country, is_target=is_target, history=history
+        )
+        _novelty_features(
+            cols, tx, t=t, cust=cust, ip_country=ip_country, cust_count=cust_count, is_target=is_target, history=history
+        )
+        for name, values in risk.result().items():
+            cols.set(name, values)
     cols.set("amount_usd_log", np.log1p(usd[rows]))
     cols.set(
         "ip_merchant_country_mismatch",
@@ -368,6 +373,16 @@ def build_features(
     for c in CATEGORICAL_FEATURES:
         frame[c] = _as_categorical(tx[c], rows) if categorical else _text(tx[c], rows)
     return frame
+
+
+_RISK_INPUT: Final = ("event_time", "merchant_id", "merchant_category", "is_fraud")
+
+
+def _risk_features(
+    tx: pd.DataFrame, labels: LabelRates | None, rows: I64, t_own: I64, config: FeatureConfig
+) -> dict[str, F64]:
+    """The label-rate features of ``rows``, from ``labels`` or (default) the labelled events of ``tx``."""
+    return (LabelRates.from_frame(tx) if labels is None else labels).features(tx, rows, t_own, config)
 
 
 def _customer_features(
