@@ -121,7 +121,9 @@ def stream_topic(settings: Settings, topic: str) -> Landed:
         silver_path=root / "silver/transactions",
         quarantine_path=root / "quarantine/transactions",
         checkpoint_root=root / "checkpoints",
-        metrics_path=root / "progress.jsonl",
+        # One progress log for every fault run: its recorder stays attached to the shared Spark session and
+        # writes later queries' progress too, so it must outlive this run's folder (removed below).
+        metrics_path=settings.delta_base_path / "it-faults-progress.jsonl",
         warehouse_schema=f"it_faults_{suffix}",
         shuffle_partitions=2,
     )
