@@ -61,6 +61,8 @@ RISK_COLUMNS: Final = ("event_time", "merchant_id", "merchant_category", "is_fra
 LABEL_STATE_STEP: Final = timedelta(hours=6)
 # How far the kept customer history may run behind the oldest row a batch needs before it is trimmed.
 HISTORY_TRIM: Final = timedelta(days=1)
+# Appended commits stay separate Arrow chunks until there are this many (filters slow down with many chunks).
+HISTORY_MAX_CHUNKS: Final = 64
 _FAR_FUTURE: Final = datetime(9999, 1, 1, tzinfo=UTC)
 ALERT_COLUMNS: Final = (
     "transaction_id",
@@ -199,7 +201,9 @@ class SilverHistory:
             if new:
                 added = ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
                 fresh = added.to_table(columns=list(OWN_COLUMNS), filter=_time_filter(names, kept_from, _FAR_FUTURE))
-                rows = pa.concat_tables([cached, fresh.cast(cached.schema)]).combine_chunks()
+                rows = pa.concat_tables([cached, fresh.cast(cached.schema)])
+                if rows.column(0).num_chunks > HISTORY_MAX_CHUNKS:  # not per batch: it copies the whole history
+                    rows = rows.combine_chunks()
             if lo - kept_from > HISTORY_TRIM:
                 time_type = rows.schema.field("event_time").type
                 rows = rows.filter(pc.greater_equal(rows.column("event_time"), pa.scalar(lo, time_type)))
