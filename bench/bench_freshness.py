@@ -426,7 +426,9 @@ def parse_args() -> argparse.Namespace:
         metavar="START,STEP,MAX",
         help="probe these rates first and run the load test at the highest one that keeps up (--rate is ignored)",
     )
-    parser.add_argument("--probe-seconds", type=float, default=120.0, help="produce time of one --find-rate probe")
+    parser.add_argument(
+        "--probe-seconds", type=float, default=120.0, help="judged time of one --find-rate probe (after its warm-up)"
+    )
     args = parser.parse_args()
     if args.find_rate:
         try:
@@ -526,11 +528,9 @@ def main() -> int:
 
 def run_probe(settings: Settings, args: argparse.Namespace, stamp: str, rate: int) -> Probe:
     """One short freshness run at ``rate`` on a lane of its own (removed afterwards unless ``--keep``)."""
-    short = {
-        "rate": rate,
-        "minutes": args.probe_seconds / 60,
-        "warmup_seconds": min(args.warmup_seconds, args.probe_seconds / 3),
-    }
+    # The warm-up comes on top: the service's first micro-batch (JVM start, JIT) can take longer than a
+    # short probe, and a probe judged on that start-up would "fall behind" at any rate.
+    short = {"rate": rate, "minutes": (args.warmup_seconds + args.probe_seconds) / 60}
     lane = make_lane(settings, f"{stamp}r{rate}")
     try:
         produced, res = measure(settings, lane, argparse.Namespace(**{**vars(args), **short}))

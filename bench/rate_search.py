@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-LAG_SLOPE_TOLERANCE = 0.02
-"""A probe keeps up while every lag grows by less than this fraction of the rate per second (2 % of the
+LAG_SLOPE_TOLERANCE = 0.05
+"""A probe keeps up while every lag grows by less than this fraction of the rate per second (5 % of the
 events arriving each second): at a steady rate the lag saw-tooths with the trigger interval, so an exact
 zero slope over a short probe is noise, while a pipeline that falls behind grows by a large fraction."""
 
@@ -57,6 +57,8 @@ def judge(rate: int, produced: dict[str, Any], res: dict[str, Any]) -> Probe:
         reason = f"only {res['raw_rows']:,} of {produced['sent']:,} rows reached PostgreSQL within the drain time"
     elif float(worst[1]["slope_per_s"]) > limit:
         reason = f"{worst[0]} lag grows {float(worst[1]['slope_per_s']):+.1f} events/s (limit {limit:.1f})"
+        if float(worst[1]["slope_per_s"]) >= 0.99 * rate:  # nothing at all was processed while judged
+            reason += "; nothing was committed in the judged window: is --warmup-seconds shorter than start-up?"
     else:
         return Probe(rate, True, "lag trend flat", end_to_end, float(res["drain_seconds"]))
     return Probe(rate, False, reason, end_to_end, float(res["drain_seconds"]))
@@ -80,7 +82,8 @@ def render_probes(probes: list[Probe], probe_seconds: float) -> str:
     """The rate search as a Markdown table (appended to the load-test section)."""
     lines = [
         "",
-        f"Rate search (`--find-rate`): {probe_seconds:g} s probes, each a fresh lane and service; a probe keeps up "
+        f"Rate search (`--find-rate`): probes judged over {probe_seconds:g} s after the warm-up, each a fresh lane "
+        "and service; a probe keeps up "
         f"while every lag trend stays below {LAG_SLOPE_TOLERANCE:.0%} of the rate per second, all rows drain and "
         "the producer holds its schedule. The run above used the highest rate that kept up.",
         "",
