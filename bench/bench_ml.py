@@ -123,8 +123,8 @@ def render(r: Measured) -> str:
         SECTION,
         "",
         f"- Machine: {os.cpu_count()} cores (nproc), {platform.system().lower()} {platform.machine()}; load average "
-        f"(1/5/15 min) before {r.load_before}, after {r.load_after} - other helpers' services and jobs share the box, "
-        "so wall times are pessimistic; this process's CPU time is given too",
+        f"(1/5/15 min) before {r.load_before}, after {r.load_after} (above ~2 other work shared the 2 cores and wall "
+        "times are pessimistic); this process's CPU time is given too",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "- Command: `.venv/bin/python bench/bench_ml.py`",
         f"- Data: the generator's default world at its default {PER_DAY:,} transactions/day, in a silver-shaped "
