@@ -113,14 +113,8 @@ def ours(settings: Settings, n: int, pipeline: str) -> dict[str, Any]:
     stamp = settings.kafka_topic.rsplit("-", 1)[-1]
     root = settings.delta_base_path / f"bench-{stamp}"
     cfg = dataclasses.replace(
-        load_streaming_config(settings),
+        load_streaming_config(dataclasses.replace(settings, delta_base_path=root)),  # every table below root
         topics=(settings.kafka_topic,),
-        bronze_path=root / "bronze/transactions",
-        silver_path=root / "silver/transactions",
-        quarantine_path=root / "quarantine/transactions",
-        gold_hourly_sales_path=root / "gold/hourly_sales",
-        gold_customer_windows_path=root / "gold/customer_behaviour",
-        gold_fraud_rates_path=root / "gold/fraud_rates",
         checkpoint_root=root / "checkpoints",
         metrics_path=root / "progress.jsonl",
         warehouse_schema=f"bench_{stamp}",

@@ -115,11 +115,8 @@ def stream_topic(settings: Settings, topic: str) -> Landed:
     suffix = uuid.uuid4().hex[:10]
     root = settings.delta_base_path / f"it-faults-{suffix}"
     cfg = replace(
-        load_streaming_config(settings),
+        load_streaming_config(replace(settings, delta_base_path=root)),  # every table below root
         topics=(topic,),
-        bronze_path=root / "bronze/transactions",
-        silver_path=root / "silver/transactions",
-        quarantine_path=root / "quarantine/transactions",
         checkpoint_root=root / "checkpoints",
         # One progress log for every fault run: its recorder stays attached to the shared Spark session and
         # writes later queries' progress too, so it must outlive this run's folder (removed below).

@@ -77,13 +77,9 @@ def lane(stack: Settings) -> Iterator[Lane]:
     admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
     schema_id = register(stack, f"{topic}-value")
-    base = load_streaming_config(stack)
     cfg = dataclasses.replace(
-        base,
+        load_streaming_config(dataclasses.replace(stack, delta_base_path=root)),  # every table below root
         topics=(topic,),
-        bronze_path=root / "bronze/transactions",
-        silver_path=root / "silver/transactions",
-        quarantine_path=root / "quarantine/transactions",
         checkpoint_root=root / "checkpoints",
         metrics_path=root / "progress.jsonl",
         warehouse_schema=f"it_{suffix}",
