@@ -34,6 +34,7 @@ from shoplake.config import Settings, env_for_children
 from shoplake.contracts.schemas import schema_dict, schema_text
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.enrich import ENRICHMENT_COLUMNS, load_reference
+from shoplake.streaming.handover import STAGED, HandoverError, handover_path
 from shoplake.streaming.jobs import (
     MedallionBatch,
     ensure_bronze_table,
@@ -399,3 +400,38 @@ def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane:
     assert delta_count(spark, cfg.bronze_path) == n
     assert silver_records(spark, cfg) == records
     assert warehouse_count(cfg) == n
+
+
+def test_a_staged_lane_is_handed_over_to_medallion_exactly_once(spark: SparkSession, lane: Lane) -> None:
+    """An installation upgraded from the staged pipeline: the first medallion run takes over without a gap
+    or a second copy in bronze, and the staged Kafka reader is refused afterwards."""
+    cfg = lane.cfg
+    first, second, third = (
+        [make_record(i) for i in range(0, 300)],
+        [make_record(i) for i in range(300, 450)],
+        [make_record(i) for i in range(450, 500)],
+    )
+    produce_records(lane, first)
+    run_catch_up(spark, cfg, ("bronze",))  # the old install stopped with silver and PostgreSQL behind bronze
+    produce_records(lane, second)  # ... and more records arrived while it was being upgraded
+
+    run_catch_up(spark, cfg)  # the default pipeline: medallion, which drains the staged queries first
+    assert silver_records(spark, cfg) == first + second
+    assert warehouse_records(cfg) == first + second
+    record = json.loads(handover_path(cfg).read_text())
+    assert sum(sum(parts.values()) for parts in record["starting_offsets"].values()) == 450
+    assert not cfg.checkpoint("bronze").exists()
+    assert (cfg.checkpoint_root / "retired" / f"staged-{record['handed_over_at']}" / "bronze").is_dir()
+
+    produce_records(lane, third)
+    run_catch_up(spark, cfg)  # medallion from its own checkpoint, starting where the staged reader stopped
+    bronze = spark.read.format("delta").load(str(cfg.bronze_path))
+    assert bronze.count() == 500
+    assert bronze.select("partition", "offset").distinct().count() == 500
+    assert silver_records(spark, cfg) == first + second + third
+    assert warehouse_records(cfg) == first + second + third
+    progress = [json.loads(line) for line in cfg.metrics_path.read_text().splitlines()]
+    assert {p["query"] for p in progress} == {"bronze", "silver", "warehouse", "medallion"}
+
+    with pytest.raises(HandoverError, match="would re-read the topics"):
+        run_catch_up(spark, cfg, STAGED)

@@ -80,16 +80,3 @@ def test_staged_pipeline_reads_kafka_with_its_bronze_query(settings: Settings) -
 def test_medallion_and_a_staged_query_never_run_together(settings: Settings, staged: str) -> None:
     with pytest.raises(StreamingConfigError, match=r"pipeline\.continuous=.*either it or them"):
         resolve({"pipeline": {"continuous": ["medallion", staged]}}, settings)
-
-
-def test_a_lane_keeps_the_kafka_reader_it_was_started_with(settings: Settings) -> None:
-    from shoplake.streaming.jobs import require_one_kafka_reader
-
-    cfg = load_streaming_config(settings)
-    require_one_kafka_reader(cfg, "medallion")  # a fresh lane: either may start
-    (cfg.checkpoint("bronze") / "offsets").mkdir(parents=True)
-    require_one_kafka_reader(cfg, "bronze")  # its own checkpoint: resumes
-    with pytest.raises(RuntimeError, match="would re-read the topics into bronze"):
-        require_one_kafka_reader(cfg, "medallion")
-    (cfg.checkpoint("medallion") / "offsets").mkdir(parents=True)
-    require_one_kafka_reader(cfg, "medallion")  # a lane that already runs it resumes too

@@ -8,11 +8,10 @@ watermarks. A partition the query has not read yet counts from the partition's l
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from shoplake.streaming.checkpoints import committed_offsets
 from shoplake.streaming.config import StreamingConfig
 
 
@@ -46,27 +45,6 @@ class KafkaLag:
             "consumed": None if self.error else self.consumed,
             "error": self.error,
         }
-
-
-def committed_sources(checkpoint: Path) -> tuple[int | None, list[dict[str, Any]]]:
-    """(latest committed batch, the end offset of each of its sources) from a Structured Streaming checkpoint."""
-    commits = checkpoint / "commits"
-    batches = sorted(int(p.name) for p in commits.iterdir() if p.name.isdigit()) if commits.is_dir() else []
-    if not batches:
-        return None, []
-    lines = (checkpoint / "offsets" / str(batches[-1])).read_text().splitlines()
-    # line 0: version, line 1: batch metadata, then one JSON line per source.
-    return batches[-1], [json.loads(line) for line in lines[2:]]
-
-
-def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int, int]]]:
-    """(latest committed batch, topic -> partition -> next offset to read) from a Kafka-source checkpoint."""
-    batch, sources = committed_sources(checkpoint)
-    offsets: dict[str, dict[int, int]] = {}
-    for source in sources:  # {"topic": {"0": offset, ...}}
-        for topic, parts in source.items():
-            offsets.setdefault(topic, {}).update({int(p): int(o) for p, o in parts.items()})
-    return batch, offsets
 
 
 def measure(cfg: StreamingConfig, timeout: float = 5.0) -> KafkaLag:

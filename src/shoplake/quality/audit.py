@@ -167,7 +167,7 @@ def sunk_silver_version(checkpoint: Path) -> int | None:
     Its Delta source offset ``{"reservoirVersion": v, "index": i, "isStartingVersion": s}`` means "next
     read starts at file i of version v": every version before v is done (the initial snapshot excepted).
     """
-    from shoplake.monitoring.kafka_lag import committed_sources
+    from shoplake.streaming.checkpoints import committed_sources
 
     _, sources = committed_sources(checkpoint)
     if len(sources) != 1 or "reservoirVersion" not in sources[0] or sources[0].get("isStartingVersion"):

@@ -7,8 +7,8 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
                 Delta but the silver ids the dedup needs. See :class:`MedallionBatch`.
 * ``bronze``, ``silver``, ``warehouse``: the staged alternative, three chained queries (Kafka -> bronze;
                 bronze -> silver + quarantine; silver -> PostgreSQL), each re-reading the table before it.
-                Same writers (:class:`Refiner`), same exactly-once rules; a lane runs one pipeline or the
-                other (:func:`require_one_kafka_reader`).
+                Same writers (:class:`Refiner`), same exactly-once rules; a staged lane is handed over to
+                ``medallion`` when that starts (:mod:`.handover`), never the other way round.
 * ``gold_*``    silver -> the stateful gold aggregates (:mod:`.gold`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
@@ -47,6 +47,7 @@ from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
 from shoplake.streaming.enrich import ReferenceData, enrich, load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
+from shoplake.streaming.handover import STAGED, refuse_staged_reader, take_over_from_staged
 from shoplake.streaming.transforms import (
     BRONZE_SCHEMA,
     bronze_projection,
@@ -100,24 +101,8 @@ def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
     return bronze_projection(kafka)
 
 
-def require_one_kafka_reader(cfg: StreamingConfig, query: str) -> None:
-    """Refuse to start ``query`` fresh where the other pipeline's Kafka reader already has a checkpoint.
-
-    ``medallion`` and the staged ``bronze`` each track their own Kafka offsets: a new checkpoint starts at
-    ``starting_offsets``, so switching pipelines on a lane that holds data would append every record to
-    bronze a second time (silver and PostgreSQL would stay exact, bronze would not).
-    """
-    other = "bronze" if query == "medallion" else "medallion"
-    if (cfg.checkpoint(other) / "offsets").is_dir() and not (cfg.checkpoint(query) / "offsets").is_dir():
-        raise RuntimeError(
-            f"{cfg.checkpoint(other)} shows the {other!r} query already read Kafka into {cfg.bronze_path}; "
-            f"starting {query!r} there would re-read the topics into bronze. Keep [pipeline].continuous on "
-            f"the pipeline this lane was started with, or use new tables and checkpoints for the other one."
-        )
-
-
 def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    require_one_kafka_reader(cfg, "bronze")
+    refuse_staged_reader(cfg)
     ensure_bronze_table(spark, cfg)
     writer = (
         _kafka_bronze(spark, cfg)
@@ -353,7 +338,8 @@ class MedallionBatch(Refiner):
 
 
 def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    require_one_kafka_reader(cfg, "medallion")
+    """The fused query; a lane the staged pipeline ran is handed over first (:mod:`.handover`)."""
+    cfg = take_over_from_staged(cfg, drain=lambda: run_catch_up(spark, cfg, STAGED))
     ensure_bronze_table(spark, cfg)
     ensure_silver_table(spark, cfg)
     ensure_quarantine_table(spark, cfg)
