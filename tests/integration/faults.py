@@ -15,7 +15,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Any
 
 import psycopg
 from confluent_kafka.admin import AdminClient
@@ -32,6 +33,8 @@ from shoplake.stack import process, service
 from shoplake.streaming.config import load_streaming_config
 from shoplake.streaming.jobs import run_catch_up
 from shoplake.streaming.session import spark_session
+from shoplake.warehouse import dbt_runner
+from tests.integration.exactly_once import Landed
 
 STOP_TIMEOUT = 60.0
 
@@ -96,60 +99,65 @@ def settled_end_offsets(settings: Settings, timeout: float = 120.0) -> dict[int,
     return found
 
 
-@dataclass(frozen=True)
-class Landed:
-    """Where a topic's transactions landed after one streaming catch-up: transaction id -> copies."""
+# The dbt models the invariant's last layer needs: fct_transactions and what it is built from (staging, seeds).
+LANE_DBT = dbt_runner.BuildOptions(docs=False, tests=False, select="+fct_transactions")
+FCT_TRANSACTIONS = ("marts", "fct_transactions")
 
-    silver: Counter[str]
-    raw: Counter[str]
-    quarantined: int
+
+@contextmanager
+def private_database(settings: Settings, name: str) -> Iterator[Settings]:
+    """``settings`` pointed at a new, empty PostgreSQL database ``name``, dropped again afterwards."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield replace(settings, postgres_db=name)
+    finally:
+        with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as conn:
+            conn.execute(drop)
+
+
+def transaction_ids(conn: psycopg.Connection[Any], schema: str, table: str) -> Counter[str]:
+    query = sql.SQL("SELECT transaction_id FROM {}").format(sql.Identifier(schema, table))
+    return Counter(row[0] for row in conn.execute(query))
 
 
 def stream_topic(settings: Settings, topic: str) -> Landed:
-    """Run the platform's streaming pipeline over ``topic`` into a private silver table and raw schema.
+    """Run the platform's streaming pipeline and dbt over ``topic`` in a private lane; where did it land?
 
-    The fault tests' invariant is "every delivered transaction exactly once in silver and in PostgreSQL
-    raw"; this is the real catch-up (the queries ``shoplake stream --once`` runs, in the shared in-process
-    Spark session) on tables of its own, removed again afterwards.
+    The fault tests' invariant is "every delivered transaction exactly once in silver, in PostgreSQL raw
+    and in fct_transactions". This is the real catch-up (the queries ``shoplake stream --once`` runs, in
+    the shared in-process Spark session) into Delta tables and a PostgreSQL database of the lane's own,
+    then the real dbt build (:mod:`shoplake.warehouse.dbt_runner`, only the models fct_transactions
+    needs) on that database - so the mart holds this topic's rows and nothing else. All removed afterwards.
     """
     suffix = uuid.uuid4().hex[:10]
     root = settings.delta_base_path / f"it-faults-{suffix}"
-    cfg = replace(
-        load_streaming_config(replace(settings, delta_base_path=root)),  # every table below root
-        topics=(topic,),
-        checkpoint_root=root / "checkpoints",
-        # One progress log for every fault run: its recorder stays attached to the shared Spark session and
-        # writes later queries' progress too, so it must outlive this run's folder (removed below).
-        metrics_path=settings.delta_base_path / "it-faults-progress.jsonl",
-        warehouse_schema=f"it_faults_{suffix}",
-        shuffle_partitions=2,
-    )
-    stages = tuple(q for q in cfg.continuous_stages if q not in ("gold", "scorer"))
-    spark = spark_session(settings, app_name="shoplake-it-faults", shuffle_partitions=2)
-    try:
-        run_catch_up(spark, cfg, stages)
-        silver = DeltaTable(str(cfg.silver_path)).to_pyarrow_table(columns=["transaction_id"])
-        quarantined = DeltaTable(str(cfg.quarantine_path)).to_pyarrow_table().num_rows
-        table = sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table)
-        with psycopg.connect(cfg.postgres_dsn) as conn:
-            raw = [row[0] for row in conn.execute(sql.SQL("SELECT transaction_id FROM {}").format(table))]
-        return Landed(Counter(silver.column(0).to_pylist()), Counter(raw), quarantined)
-    finally:
-        with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(cfg.warehouse_schema))
-            conn.execute(drop)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def assert_exactly_once(landed: Landed, delivered: set[str]) -> None:
-    """Every delivered transaction is in silver and in PostgreSQL raw exactly once, and nothing else is."""
-    assert landed.quarantined == 0
-    for layer, counts in (("silver", landed.silver), ("raw", landed.raw)):
-        assert set(counts) == delivered, (
-            f"{layer}: {len(delivered - set(counts))} missing, {len(set(counts) - delivered)} unexpected"
+    with private_database(replace(settings, delta_base_path=root), f"it_faults_{suffix}") as lane:
+        cfg = replace(
+            load_streaming_config(lane),  # every table below root, the sink writes into the lane's database
+            topics=(topic,),
+            checkpoint_root=root / "checkpoints",
+            # One progress log for every fault run: its recorder stays attached to the shared Spark session
+            # and writes later queries' progress too, so it must outlive this run's folder (removed below).
+            metrics_path=settings.delta_base_path / "it-faults-progress.jsonl",
+            shuffle_partitions=2,
         )
-        twice = [tx for tx, n in counts.items() if n > 1]
-        assert twice == [], f"{layer}: {len(twice)} transactions more than once, e.g. {twice[:3]}"
+        stages = tuple(q for q in cfg.continuous_stages if q not in ("gold", "scorer"))
+        spark = spark_session(settings, app_name="shoplake-it-faults", shuffle_partitions=2)
+        try:
+            run_catch_up(spark, cfg, stages)
+            silver = DeltaTable(str(cfg.silver_path)).to_pyarrow_table(columns=["transaction_id"])
+            quarantined = DeltaTable(str(cfg.quarantine_path)).to_pyarrow_table().num_rows
+            dbt_runner.check_connection(lane)
+            dbt_runner.run_steps(lane, dbt_runner.build_steps(LANE_DBT))
+            with psycopg.connect(lane.postgres_dsn()) as conn:
+                raw = transaction_ids(conn, cfg.warehouse_schema, cfg.warehouse_table)
+                fct = transaction_ids(conn, *FCT_TRANSACTIONS)
+            return Landed(Counter(silver.column(0).to_pylist()), raw, fct, quarantined)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def batch_ids(batches: Iterable[EncodedBatch]) -> set[str]:

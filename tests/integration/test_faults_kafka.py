@@ -4,8 +4,8 @@ The broker is SIGKILLed between two halves of one ``produce_encoded`` call (mess
 still be in flight) and restarted while the second half is queued. Every message must be acknowledged
 exactly once: delivered count = topic growth = distinct transaction ids. A broker that stays down makes the
 run fail loudly with the tally, and re-running the same logical run only repeats identical transaction ids.
-The topic - the faulted run plus that replay - is then streamed through the real pipeline: every delivered
-transaction is in silver and in PostgreSQL raw exactly once.
+The topic - the faulted run plus that replay - is then streamed through the real pipeline and dbt: every
+delivered transaction is in silver, in PostgreSQL raw and in fct_transactions exactly once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from shoplake.ingestion.avro_encoder import EncodedBatch
 from shoplake.ingestion.producer import DeliveryError, produce_encoded
 from shoplake.ingestion.run import encoded_batches, validate_params
 from shoplake.ingestion.verify import end_offsets
-from tests.integration import faults
+from tests.integration import exactly_once, faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -105,8 +105,8 @@ def test_broker_killed_mid_run_every_message_delivered_exactly_once(settings: Se
     again = end_offsets(settings)
     replayed = transaction_ids(settings, after, again)
     assert sorted(replayed) == sorted(ids)  # identical ids: downstream dedup on transaction_id absorbs it
-    # the invariant end to end: the topic (first run + replay) streams into silver and raw exactly once
-    faults.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), set(ids))
+    # the invariant end to end: the topic (first run + replay) lands in silver, raw and the mart exactly once
+    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), set(ids))
 
 
 def test_broker_down_for_good_fails_loudly_with_the_tally(settings: Settings) -> None:

@@ -3,8 +3,8 @@
 One node is SIGKILLed in the middle of an ingestion run: every message is still acknowledged once and
 readable, with the node down. With a second node killed only one copy could be written, so the
 ``acks=all`` producer fails loudly (``DeliveryError`` with the tally); once the nodes are back, every
-message that was acknowledged is in the topic, nothing is duplicated, and streaming the topic puts every
-one of them into silver and PostgreSQL raw exactly once.
+message that was acknowledged is in the topic, nothing is duplicated, and streaming the topic (then dbt)
+puts every one of them into silver, PostgreSQL raw and fct_transactions exactly once.
 
 The cluster runs beside the session's single broker, in its own SHOPLAKE_HOME, on the ports just above
 the stack's Kafka port (``KAFKA_BOOTSTRAP_SERVERS`` port + 8 .. + 13); it reuses the stack's resolved jars.
@@ -30,7 +30,7 @@ from shoplake.ingestion.producer import DeliveryError, produce_encoded
 from shoplake.ingestion.run import encoded_batches, validate_params
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.stack import kafka, process
-from tests.integration import faults
+from tests.integration import exactly_once, faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -138,5 +138,5 @@ def test_one_node_down_loses_nothing_two_down_fail_loudly_and_lose_nothing_ackno
     # Every acknowledged record is there; unacknowledged ones may be too (written to the leader before the
     # timeout, replicated once the nodes returned): at-least-once, which silver deduplicates on the id.
     assert len(late) >= acknowledged
-    # and the stream: whatever the topic holds lands in silver and PostgreSQL raw exactly once
-    faults.assert_exactly_once(faults.stream_topic(cluster, cluster.kafka_topic), set(after))
+    # and the stream + dbt: whatever the topic holds lands in silver, raw and fct_transactions exactly once
+    exactly_once.assert_exactly_once(faults.stream_topic(cluster, cluster.kafka_topic), set(after))

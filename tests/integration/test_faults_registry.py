@@ -5,7 +5,8 @@ so a run keeps producing while the registry is down. The stream's decoder must t
 registry as "fail the batch and retry" - never as "unknown schema id", which would quarantine valid data.
 After a SIGKILL and restart every subject, version, id and schema text is unchanged, and the next run
 reuses the same id. Both runs - the one produced while the registry was down and the one after - then
-stream through the real pipeline into silver and PostgreSQL raw, every transaction exactly once.
+stream through the real pipeline and dbt into silver, PostgreSQL raw and fct_transactions, every
+transaction exactly once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shoplake.contracts.schemas import schema_dict
 from shoplake.ingestion.producer import produce_encoded
 from shoplake.ingestion.run import encoded_batches, ingest, validate_params
 from shoplake.streaming.decode import RegistrySchemas, RegistryUnavailableError
-from tests.integration import faults
+from tests.integration import exactly_once, faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -76,4 +77,4 @@ def test_registry_crash_keeps_schemas_and_ids_and_producers_keep_going(settings:
     after = list(encoded_batches(validate_params(settings, N, 4, START, run_key="faults-registry-after"), schema_id))
     delivered = faults.batch_ids(batches) | faults.batch_ids(after)
     assert len(delivered) == 2 * N
-    faults.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), delivered)
+    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), delivered)

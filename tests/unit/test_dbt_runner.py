@@ -40,6 +40,24 @@ def test_vars_are_passed_as_json_except_to_deps() -> None:
     assert json.loads(args[args.index("--vars") + 1]) == {"reporting_currency": "USD"}
 
 
+def test_select_narrows_every_building_step_to_the_intersection() -> None:
+    options = r.BuildOptions(docs=False, tests=False, select="+fct_transactions")
+    steps = {s.name: s.args for s in r.build_steps(options)}
+    assert list(steps) == ["deps", "seed", "run_staging", "run_marts"]
+    assert steps["deps"] == ("deps",)
+    assert steps["seed"] == ("seed", "--select", "+fct_transactions")
+    assert steps["run_staging"] == ("run", "--select", "staging,+fct_transactions")
+    assert steps["run_marts"] == ("run", "--select", "marts,+fct_transactions")
+    tested = r.build_steps(r.BuildOptions(docs=False, select="fct_transactions"))
+    assert tested[-1].args == ("test", "--select", "fct_transactions")
+
+
+@pytest.mark.parametrize("select", ["", "a b", "staging,marts", "+fct_transactions\n"])
+def test_a_select_that_is_not_one_selector_is_refused(select: str) -> None:
+    with pytest.raises(ValueError, match="one dbt node selector"):
+        r.BuildOptions(select=select)
+
+
 def test_child_env_points_dbt_at_shoplake_home_and_drops_pythonpath(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

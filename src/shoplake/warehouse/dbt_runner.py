@@ -176,11 +176,24 @@ class DbtPaths:
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Options of a build: rebuild incremental marts from scratch, generate the docs site."""
+    """Options of a build: rebuild incremental marts from scratch, run the data tests, generate the docs site.
+
+    ``select`` narrows every step to one dbt node selector (e.g. ``+fct_transactions``: that mart and
+    everything it is built from, seeds included), so a check that needs one mart - the fault tests' private
+    lanes - does not pay for building and testing all of them.
+    """
 
     full_refresh: bool = False
     docs: bool = True
     extra_vars: Mapping[str, str] = field(default_factory=dict)
+    tests: bool = True
+    select: str | None = None
+
+    def __post_init__(self) -> None:
+        # Each step intersects its own selection with this one ("marts,<select>"): a selector with spaces
+        # (a union) would turn that intersection into a union, so refuse it before dbt runs anything.
+        if self.select is not None and (not self.select or any(c.isspace() or c == "," for c in self.select)):
+            raise ValueError(f"select={self.select!r}: must be one dbt node selector without spaces or commas")
 
 
 # ---- argument building (pure) -------------------------------------------------------------------------------
@@ -194,15 +207,22 @@ def _with_options(args: list[str], options: BuildOptions, *, refreshable: bool) 
     return tuple(args)
 
 
+def _selecting(args: list[str], layer: str | None, options: BuildOptions) -> list[str]:
+    """``args`` restricted to ``layer`` (a folder of models) and/or ``options.select`` (their intersection)."""
+    chosen = [part for part in (layer, options.select) if part]
+    return [*args, "--select", ",".join(chosen)] if chosen else args
+
+
 def build_steps(options: BuildOptions = BuildOptions()) -> list[DbtStep]:
-    """The build in order: deps -> seed -> staging -> marts -> test (-> docs generate)."""
+    """The build in order: deps -> seed -> staging -> marts (-> test) (-> docs generate)."""
     steps = [
         DbtStep("deps", _with_options(["deps"], options, refreshable=False)),
-        DbtStep("seed", _with_options(["seed"], options, refreshable=True)),
-        DbtStep("run_staging", _with_options(["run", "--select", "staging"], options, refreshable=True)),
-        DbtStep("run_marts", _with_options(["run", "--select", "marts"], options, refreshable=True)),
-        DbtStep("test", _with_options(["test"], options, refreshable=False)),
+        DbtStep("seed", _with_options(_selecting(["seed"], None, options), options, refreshable=True)),
+        DbtStep("run_staging", _with_options(_selecting(["run"], "staging", options), options, refreshable=True)),
+        DbtStep("run_marts", _with_options(_selecting(["run"], "marts", options), options, refreshable=True)),
     ]
+    if options.tests:
+        steps.append(DbtStep("test", _with_options(_selecting(["test"], None, options), options, refreshable=False)))
     if options.docs:
         steps.append(DbtStep("docs_generate", _with_options(["docs", "generate"], options, refreshable=False)))
     return steps
@@ -417,6 +437,11 @@ def _one(settings: Settings, step: DbtStep) -> StepResult:
     return run_steps(settings, [step])[0]
 
 
+def _step(name: str, options: BuildOptions = BuildOptions()) -> DbtStep:
+    """The build step called ``name`` (the single-step functions below run exactly what a build would)."""
+    return next(step for step in build_steps(options) if step.name == name)
+
+
 def check_connection(settings: Settings) -> StepResult:
     """The warehouse database answers and the source tables exist; raises WarehouseError saying which is wrong."""
     import psycopg
@@ -445,26 +470,26 @@ def check_connection(settings: Settings) -> StepResult:
 
 
 def deps(settings: Settings) -> StepResult:
-    return _one(settings, build_steps()[0])
+    return _one(settings, _step("deps"))
 
 
 def seed(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
-    return _one(settings, build_steps(options)[1])
+    return _one(settings, _step("seed", options))
 
 
 def run_staging(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
-    return _one(settings, build_steps(options)[2])
+    return _one(settings, _step("run_staging", options))
 
 
 def run_marts(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
     from shoplake.lineage import job_run
 
     with job_run(settings, "dbt"):
-        return _one(settings, build_steps(options)[3])
+        return _one(settings, _step("run_marts", options))
 
 
 def run_tests(settings: Settings, options: BuildOptions = BuildOptions()) -> StepResult:
-    return _one(settings, build_steps(options)[4])
+    return _one(settings, _step("test", replace(options, tests=True)))
 
 
 def docs_generate(settings: Settings) -> StepResult:
