@@ -193,7 +193,7 @@ class BuildOptions:
         # Each step intersects its own selection with this one ("marts,<select>"): a selector with spaces
         # (a union) would turn that intersection into a union, so refuse it before dbt runs anything.
         if self.select is not None and (not self.select or any(c.isspace() or c == "," for c in self.select)):
-            raise ValueError(f"select={self.select!r}: must be one dbt node selector without spaces or commas")
+            raise ValueError(f"dbt selection {self.select!r}: must be one dbt node selector without spaces or commas")
 
 
 # ---- argument building (pure) -------------------------------------------------------------------------------
