@@ -18,7 +18,8 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
 4. Samples every 5 s: Kafka end offsets, the bronze query's processed offsets (its last committed batch in
    the checkpoint), rows in silver and in raw; the lag trend is the least-squares slope of each lag over
    the post-warm-up samples (events/s: ~0 means the pipeline keeps up, > 0 means it falls behind). The
-   streaming service's RSS (driver JVM, and the whole tree with Python workers) is sampled at the same time.
+   streaming service's RSS (driver JVM, its Python processes - driver and pyspark workers - and the whole
+   tree) is sampled at the same time.
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
 ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
@@ -47,7 +48,7 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
-from process_tree import cpu_seconds, loadavg, rss_bytes, tree
+from process_tree import cpu_seconds, loadavg, own_rss_bytes, rss_bytes, tree
 from psycopg import sql
 from rate_search import Probe, judge, parse_rates, render_probes, search
 
@@ -267,7 +268,8 @@ class Sampler(threading.Thread):
             bronze_processed(self.lane.root / "checkpoints" / self.kafka_reader),
             silver,
             self.poller.rows,
-            rss_bytes(jvm) if jvm else 0,
+            # The JVM alone: its pyspark workers are its children and counted under Python processes.
+            own_rss_bytes(jvm) if jvm else 0,
             rss_bytes(self.service_pid),
             cpu_seconds(self.service_pid),
         )
@@ -343,6 +345,8 @@ def summarise(samples: list[Sample], warm_from: float, produce_end: float) -> di
         }
         for name, values in (
             ("driver JVM", [s.jvm_rss for s in steady]),
+            # The Python driver (foreachBatch bodies, toArrow results) and the pyspark workers (the decode UDF).
+            ("Python processes", [s.tree_rss - s.jvm_rss for s in steady]),
             ("service tree", [s.tree_rss for s in steady]),
         )
     }

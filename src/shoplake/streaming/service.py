@@ -41,14 +41,21 @@ def storage_folders(settings: Settings, cfg: StreamingConfig) -> list[tuple[Path
     return sorted(folders.items())
 
 
-def _session(settings: Settings, cfg: StreamingConfig, app: str) -> Any:
-    """The Spark session of a streaming run, after checking that its storage can be written (fails in ms)."""
+def _session(settings: Settings, cfg: StreamingConfig, app: str, *, long_running: bool = False) -> Any:
+    """The Spark session of a streaming run, after checking that its storage can be written (fails in ms).
+
+    ``long_running`` (the continuous service) pins the driver heap: see ``session.driver_java_options``.
+    """
     from shoplake.streaming.jobs import attach_progress_recorder
     from shoplake.streaming.session import spark_session
 
     check_writable(storage_folders(settings, cfg), settings.delta_min_free_mb)
     spark = spark_session(
-        settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions, driver_memory=cfg.driver_memory
+        settings,
+        app_name=app,
+        shuffle_partitions=cfg.shuffle_partitions,
+        driver_memory=cfg.driver_memory,
+        long_running=long_running,
     )
     attach_progress_recorder(spark, cfg)
     return spark
@@ -101,7 +108,7 @@ def run_forever(settings: Settings, cfg: StreamingConfig | None = None, queries:
     from shoplake.streaming.jobs import run_continuous
 
     cfg = cfg or load_streaming_config(settings)
-    spark = _session(settings, cfg, "shoplake-stream")
+    spark = _session(settings, cfg, "shoplake-stream", long_running=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
