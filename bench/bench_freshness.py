@@ -48,7 +48,7 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
-from process_tree import cpu_seconds, loadavg, own_rss_bytes, rss_bytes, tree
+from process_tree import cpu_seconds, loadavg, tree
 from psycopg import sql
 from rate_search import Probe, judge, parse_rates, render_probes, search
 
@@ -238,14 +238,30 @@ class Sample:
     cpu: float
 
 
-def java_pid(root: int) -> int | None:
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def service_rss(root: int) -> tuple[int, int]:
+    """(driver JVM, whole service tree) resident bytes; the JVM's own, without the Python workers it forks.
+
+    The JVM forks to run commands (Hadoop's shell calls); until the child execs it is another "java" showing
+    the JVM's whole RSS, though it shares every page, so only the first "java" of the tree counts. Counted,
+    such a child is the likely source of one-sample spikes of exactly one JVM more: session 3's 5.9 GB
+    "driver JVM" peak (2 x ~2.9 GB; that figure included the JVM's descendants) and a +2.8 GB "Python
+    processes" sample in session 4 with a 2.8 GB JVM.
+    """
+    jvm, total = 0, 0
     for proc in tree(root):
         try:
-            if Path(f"/proc/{proc.pid}/comm").read_text().strip() == "java":
-                return proc.pid
+            is_java = Path(f"/proc/{proc.pid}/comm").read_text().strip() == "java"
         except OSError:
+            continue  # exited meanwhile
+        if is_java and jvm:
             continue
-    return None
+        rss = proc.rss_pages * _PAGE
+        jvm = rss if is_java else jvm
+        total += rss
+    return jvm, total
 
 
 class Sampler(threading.Thread):
@@ -261,16 +277,15 @@ class Sampler(threading.Thread):
     def take(self) -> Sample:
         produced = sum(end_offsets(self.lane.settings, self.lane.topic).values())
         silver = sum(records for _, _, records in delta_commits(self.silver))
-        jvm = java_pid(self.service_pid)
+        jvm_rss, tree_rss = service_rss(self.service_pid)
         return Sample(
             time.time(),
             produced,
             bronze_processed(self.lane.root / "checkpoints" / self.kafka_reader),
             silver,
             self.poller.rows,
-            # The JVM alone: its pyspark workers are its children and counted under Python processes.
-            own_rss_bytes(jvm) if jvm else 0,
-            rss_bytes(self.service_pid),
+            jvm_rss,
+            tree_rss,
             cpu_seconds(self.service_pid),
         )
 

@@ -63,11 +63,5 @@ def rss_bytes(root: int) -> int:
     return sum(p.rss_pages for p in tree(root)) * _PAGE
 
 
-def own_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` alone (0 once it has exited); e.g. a JVM without the Python workers it forks."""
-    proc = _read(pid)
-    return proc.rss_pages * _PAGE if proc else 0
-
-
 def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
