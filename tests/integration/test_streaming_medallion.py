@@ -308,8 +308,8 @@ class _CrashError(RuntimeError):
 class _CrashBeforeSilverCommit(MedallionBatch):
     """Dies where a crash of the fused path hurts most: PostgreSQL upserted, the silver commit not written."""
 
-    def _append(self, rows: Any, *, app_id: str, batch_id: int) -> None:
-        raise _CrashError(f"killed before the silver commit of batch {batch_id}")
+    def _append(self, rows: Any) -> None:
+        raise _CrashError("killed before the silver commit")
 
 
 def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(spark: SparkSession, lane: Lane) -> None:

@@ -13,9 +13,9 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
-Exactly once everywhere: Delta appends carry ``txnAppId`` (the checkpoint's query id) and ``txnVersion``
-(the batch id), so a replayed batch is skipped by Delta; silver drops the ``transaction_id``s it already
-holds; PostgreSQL gets a keyed upsert.
+Exactly once everywhere: bronze and quarantine appends carry ``txnAppId`` (the checkpoint's query id) and
+``txnVersion`` (the batch id), so a replayed batch is skipped by Delta; silver drops the ``transaction_id``s
+it already holds (which also makes a replayed batch append nothing); PostgreSQL gets a keyed upsert.
 
 :func:`run_catch_up` runs the configured stages one after another with ``availableNow`` and returns when
 everything that was in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks).
@@ -43,6 +43,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
+from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
 from shoplake.streaming.enrich import ReferenceData, enrich, load_reference
@@ -120,13 +121,15 @@ def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
 class Refiner:
     """Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL): what both pipelines share.
 
-    Exactly once without a MERGE: the batch's new rows are appended with ``txnAppId``/``txnVersion``, so a
-    replayed batch (a crash after the write, before the checkpoint) is skipped by Delta itself, and a
-    re-sent record is dropped before the append because its ``transaction_id`` is already stored. That
-    lookup reads only the ``transaction_id`` column of the silver files whose ``event_date`` partition and
-    ``event_time`` statistics overlap the batch (file skipping): a transaction id names one payment attempt
-    with one event time, so its copies always land in the same range. Rows are shuffled and sorted for
-    deduplication only when some id is repeated (:func:`repeated_ids` is empty in the normal case).
+    Exactly once without a MERGE: a record is dropped before the append when its ``transaction_id`` is
+    already stored - a re-sent record, or every record of a replayed batch (a crash after the silver
+    commit, before the checkpoint). No ``txnAppId`` on silver on purpose: Delta answers "was this batch
+    committed?" by reconstructing the whole table state (Spark jobs, every batch, growing with the log),
+    while the id check gives the same guarantee from the read it does anyway. That lookup reads only the
+    ``transaction_id`` column of the silver files whose ``event_date`` partition and ``event_time``
+    statistics overlap the batch (file skipping): a transaction id names one payment attempt with one event
+    time, so its copies always land in the same range. Rows are shuffled and sorted for deduplication only
+    when some id is repeated (:func:`repeated_ids` is empty in the normal case).
 
     With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
     the same cached frame: whatever silver holds, PostgreSQL holds with the same values. A crash between
@@ -138,7 +141,15 @@ class Refiner:
     reader_schema: dict[str, Any]
     reference: ReferenceData
 
-    def refine(self, bronze: DataFrame, *, app_id: str, batch_id: int, warehouse: WarehouseTable | None = None) -> None:
+    def refine(
+        self,
+        bronze: DataFrame,
+        *,
+        app_id: str,
+        batch_id: int,
+        phases: BatchPhases,
+        warehouse: WarehouseTable | None = None,
+    ) -> None:
         decoder = Decoder(self.reader_schema, RegistrySchemas(self.cfg.schema_registry_url))
         # Cached: the sinks below read it several times, and the decode (Python) must run once per record.
         checked = validate(
@@ -148,37 +159,50 @@ class Refiner:
         ).persist()
         try:
             valid = sf.col("reason").isNull()
-            summary = checked.agg(
-                sf.count_if(~valid).alias("quarantined"),
-                sf.min(sf.when(valid, sf.col("event_time"))).alias("low"),
-                sf.max(sf.when(valid, sf.col("event_time"))).alias("high"),
-            ).first()
+            with phases.phase("decode_validate_summary"):
+                summary = checked.agg(
+                    sf.count_if(~valid).alias("quarantined"),
+                    sf.min(sf.when(valid, sf.col("event_time"))).alias("low"),
+                    sf.max(sf.when(valid, sf.col("event_time"))).alias("high"),
+                ).first()
             if summary is None:
                 return
             if summary.quarantined:
-                (
-                    quarantine_rows(checked)
-                    .write.format("delta")
-                    .mode("append")
-                    .option("txnAppId", f"quarantine-{app_id}")
-                    .option("txnVersion", batch_id)
-                    .save(str(self.cfg.quarantine_path))
-                )
+                with phases.phase("quarantine_append"):
+                    self._quarantine(checked, app_id=app_id, batch_id=batch_id)
             if summary.low is None:
                 return
-            rows = self._new_rows(checked, summary.low, summary.high)
+            with phases.phase("dedup_check"):
+                rows = self._new_rows(checked, summary.low, summary.high)
             if warehouse is None:
-                self._append(rows, app_id=app_id, batch_id=batch_id)
+                with phases.phase("silver_append"):
+                    self._append(rows)
                 return
             rows = rows.persist()
             try:
-                changed = upsert(warehouse, rows.toArrow())
-                self._append(rows, app_id=app_id, batch_id=batch_id)
+                with phases.phase("warehouse_collect"):
+                    arrow = rows.toArrow()
+                if arrow.num_rows == 0:
+                    return  # a replay of a committed batch: nothing new (and no empty commit)
+                with phases.phase("warehouse_upsert"):
+                    changed = upsert(warehouse, arrow)
+                with phases.phase("silver_append"):
+                    self._append(rows)
                 log.info("batch %s: %s rows inserted or changed in PostgreSQL", batch_id, changed)
             finally:
                 rows.unpersist()
         finally:
             checked.unpersist()
+
+    def _quarantine(self, checked: DataFrame, *, app_id: str, batch_id: int) -> None:
+        (
+            quarantine_rows(checked)
+            .write.format("delta")
+            .mode("append")
+            .option("txnAppId", f"quarantine-{app_id}")
+            .option("txnVersion", batch_id)
+            .save(str(self.cfg.quarantine_path))
+        )
 
     def _new_rows(self, checked: DataFrame, low_ms: int, high_ms: int) -> DataFrame:
         """The valid rows whose ``transaction_id`` silver does not hold yet (event times low..high ms)."""
@@ -196,14 +220,12 @@ class Refiner:
             rows = unseen_first_copies(rows, existing)
         return rows
 
-    def _append(self, rows: DataFrame, *, app_id: str, batch_id: int) -> None:
+    def _append(self, rows: DataFrame) -> None:
         (
             rows.write.format("delta")
             .mode("append")
             # Enrichment columns added by an upgrade extend an existing table instead of failing the batch.
             .option("mergeSchema", "true")
-            .option("txnAppId", f"silver-{app_id}")
-            .option("txnVersion", batch_id)
             .save(str(self.cfg.silver_path))
         )
 
@@ -214,7 +236,9 @@ class SilverBatch(Refiner):
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
-        self.refine(batch.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id)
+        phases = BatchPhases(batch.sparkSession, "silver", batch_id)
+        self.refine(batch.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases)
+        phases.write(phases_path(self.cfg.metrics_path))
 
 
 # Bronze columns neither silver nor quarantine keep: not decoded, not cached.
@@ -322,19 +346,25 @@ class MedallionBatch(Refiner):
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = _checkpoint_id(self.cfg.checkpoint("medallion"))
+        phases = BatchPhases(batch.sparkSession, "medallion", batch_id)
         raw = batch.persist()
         try:
-            (
-                raw.write.format("delta")
-                .mode("append")
-                .partitionBy("event_date")
-                .option("txnAppId", f"bronze-{app_id}")
-                .option("txnVersion", batch_id)
-                .save(str(self.cfg.bronze_path))
+            with phases.phase("bronze_append"):
+                (
+                    raw.write.format("delta")
+                    .mode("append")
+                    .partitionBy("event_date")
+                    .option("txnAppId", f"bronze-{app_id}")
+                    .option("txnVersion", batch_id)
+                    .save(str(self.cfg.bronze_path))
+                )
+            self.refine(
+                raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
             )
-            self.refine(raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, warehouse=self.target)
         finally:
-            raw.unpersist()
+            with phases.phase("unpersist"):
+                raw.unpersist()
+        phases.write(phases_path(self.cfg.metrics_path))
 
 
 def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:

@@ -1,0 +1,43 @@
+"""BatchPhases: per-phase wall/CPU time and the Spark jobs each phase ran, one JSON line per batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from shoplake.config import get_settings
+from shoplake.streaming.batch_phases import BatchPhases, phases_path
+from shoplake.streaming.session import spark_session
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
+
+
+def test_each_phase_gets_its_time_and_spark_jobs(spark: SparkSession, tmp_path: Path) -> None:
+    phases = BatchPhases(spark, "unit", 7)
+    with phases.phase("two_jobs"):
+        spark.range(10).count()
+        spark.range(5).collect()
+    with phases.phase("no_job"):
+        pass
+    with phases.phase("two_jobs"):  # a phase entered twice adds up
+        spark.range(3).count()
+    path = phases_path(tmp_path / "progress.jsonl")
+    phases.write(path, input_rows=10)
+
+    (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+    assert path.name == "batch_phases.jsonl"
+    assert (line["query"], line["batch_id"], line["input_rows"]) == ("unit", 7, 10)
+    assert line["spark_jobs_by_phase"] == {"two_jobs": 3, "no_job": 0}
+    assert line["spark_jobs"] == 3
+    assert set(line["phases_ms"]) == set(line["jvm_cpu_ms"]) == {"two_jobs", "no_job"}
+    assert 0 < line["phases_ms"]["two_jobs"] <= line["total_ms"]
+    assert line["jvm_cpu_ms"]["two_jobs"] >= 0
