@@ -93,6 +93,16 @@ def deadline_alerts(received: queue.Queue[dict[str, Any]], run_id: str) -> Itera
             yield text
 
 
+def had_tiny_deadline(airflow: AirflowClient, run_id: str) -> bool:
+    """Whether a finished run was created with the shrunk deadline.
+
+    Airflow deletes a run's deadline rows when the run ends before them, and keeps them when it ends after:
+    a finished run with a deadline row had the ~1 s deadline; one without had the real 30 minutes (or none).
+    """
+    rows = airflow.request("GET", f"/dags/{DAG}/dagRuns/{run_id}/deadlines", prefix="/ui")["deadlines"]
+    return bool(rows)
+
+
 @pytest.mark.integration
 def test_missed_deadline_posts_an_alert_to_the_webhook(
     stack: Settings,
@@ -100,10 +110,19 @@ def test_missed_deadline_posts_an_alert_to_the_webhook(
     webhook: tuple[str, queue.Queue[dict[str, Any]]],
     alert_connection: str,
 ) -> None:
+    """The running DAG processor re-serializes the DAG file with the stack's real deadlines every ~30 s, so
+    it can overwrite the shrunk serialization between ``reserialize`` and the trigger (CI saw a run created
+    with the 30-minute deadline). Such a run is recognised from its deadline rows and the attempt repeated;
+    a run that had the shrunk deadline and brought no alert fails the test."""
     _, received = webhook
-    reserialize(stack, TINY_SCALE)
     try:
-        run = airflow.trigger_and_wait(DAG, {}, timeout=600)
+        for _attempt in range(3):
+            reserialize(stack, TINY_SCALE)
+            run = airflow.trigger_and_wait(DAG, {}, timeout=600)
+            if had_tiny_deadline(airflow, run.run_id):
+                break
+        else:
+            pytest.fail("three runs in a row were created without the shrunk deadline")
         text = next(deadline_alerts(received, run.run_id))  # queue.Empty after ALERT_TIMEOUT = no alert
     finally:
         reserialize(stack, None)
