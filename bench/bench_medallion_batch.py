@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -24,18 +25,23 @@ import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_freshness import make_lane, produce_steady, toml_text
+from bench_freshness import cleanup, make_lane, produce_steady, toml_text
+from benchmarks_md import write_section
 from process_tree import cpu_seconds, loadavg
 
 from shoplake.config import get_settings
 from shoplake.streaming.batch_phases import phases_path
 from shoplake.streaming.config import load_streaming_config
 
+SECTION = "## Streaming micro-batch cost"
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=12, help="micro-batches to run (the first is warm-up)")
     parser.add_argument("--batch-size", type=int, default=4000, help="events per micro-batch (2 s at 2,000/s)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's topic, tables and schema")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
     args = parser.parse_args()
     if args.batches < 2 or args.batch_size < 1:
         parser.error("--batches >= 2 and --batch-size >= 1 are required")
@@ -62,29 +68,49 @@ def main() -> int:
         spark.stop()
     wall, cpu = time.monotonic() - started, cpu_seconds() - cpu_start
     lines = [json.loads(line) for line in phases_path(cfg.metrics_path).read_text().splitlines()]
-    report(lines[1:], args.batch_size)
-    print(
-        f"{len(lines)} batches, {total} events: {wall:.1f} s wall, {cpu:.1f} CPU-s of the process tree "
+    if not args.keep:
+        cleanup(settings, lane)
+    summary = (
+        f"{len(lines)} batches, {total:,} events: {wall:.1f} s wall, {cpu:.1f} CPU-s of the process tree "
         f"({cpu / total * 1e6:.0f} us/event); load average start {load_start}, end {loadavg()}"
     )
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores (nproc), shared.",
+            f"- Command: `.venv/bin/python bench/bench_medallion_batch.py --batches {args.batches} "
+            f"--batch-size {args.batch_size}`",
+            f"- {summary}.",
+            "",
+            *report(lines[1:], args.batch_size),
+        ]
+    )
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text)
     return 0
 
 
-def report(lines: list[dict[str, Any]], batch_size: int) -> None:
+def report(lines: list[dict[str, Any]], batch_size: int) -> list[str]:
+    """Markdown: the median of each phase and counter over ``lines`` (the batches after the first)."""
     names = list(dict.fromkeys(name for line in lines for name in line["phases_ms"]))
-    print(f"median over {len(lines)} batches of {batch_size} events (after the first):")
-    print(f"{'phase':28} {'wall ms':>9} {'JVM CPU ms':>11}")
+    out = [
+        f"Median over {len(lines)} micro-batches of {batch_size:,} events (the first, warm-up, excluded):",
+        "",
+        "| phase | wall ms | driver JVM CPU ms |",
+        "| --- | --- | --- |",
+    ]
     for name in [*names, "total"]:
         walls = [line["total_ms"] if name == "total" else line["phases_ms"].get(name, 0.0) for line in lines]
         cpus = [
             sum(line["jvm_cpu_ms"].values()) if name == "total" else line["jvm_cpu_ms"].get(name, 0.0) for line in lines
         ]
-        print(f"{name:28} {statistics.median(walls):9.0f} {statistics.median(cpus):11.0f}")
-    for key in ("spark_jobs", "spark_stages", "spark_tasks", "codegen_compilations", "codegen_ms_est"):
-        print(f"{key:28} {statistics.median(line[key] for line in lines):9.0f}")
-    print("per batch total ms:", [round(line["total_ms"]) for line in lines])
-    if "dedup_check" in names:
-        print("per batch dedup_check ms:", [round(line["phases_ms"].get("dedup_check", 0)) for line in lines])
+        out.append(f"| {name} | {statistics.median(walls):,.0f} | {statistics.median(cpus):,.0f} |")
+    out += ["", "| per batch | median |", "| --- | --- |"]
+    for key in ("spark_jobs", "spark_stages", "spark_tasks", "codegen_compilations"):
+        out.append(f"| {key} | {statistics.median(line[key] for line in lines):,.0f} |")
+    return out
 
 
 if __name__ == "__main__":
