@@ -13,9 +13,11 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
-Exactly once everywhere: bronze and quarantine appends carry ``txnAppId`` (the checkpoint's query id) and
-``txnVersion`` (the batch id), so a replayed batch is skipped by Delta; silver drops the ``transaction_id``s
-it already holds (which also makes a replayed batch append nothing); PostgreSQL gets a keyed upsert.
+Exactly once everywhere: the medallion's bronze appends are tagged with the checkpoint's query id and the
+batch id, and a run's first batch skips its append when bronze already holds it (:mod:`.replay_guard`);
+quarantine appends carry ``txnAppId``/``txnVersion`` (rare, so Delta's own check is affordable there);
+silver drops the ``transaction_id``s it already holds (which also makes a replayed batch append nothing,
+:mod:`.silver_ids`); PostgreSQL gets a keyed upsert.
 
 :func:`run_catch_up` runs the configured stages one after another with ``availableNow`` and returns when
 everything that was in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks).
@@ -30,12 +32,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from delta.tables import DeltaTable
+from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.streaming.listener import StreamingQueryListener
@@ -49,12 +55,13 @@ from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
 from shoplake.streaming.enrich import ReferenceData, enrich, load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
 from shoplake.streaming.handover import STAGED, refuse_staged_reader, take_over_from_staged
+from shoplake.streaming.replay_guard import ReplayGuard
+from shoplake.streaming.silver_ids import LookupUnavailableError, SilverIds
 from shoplake.streaming.transforms import (
     BRONZE_SCHEMA,
     bronze_projection,
     decode_frames,
     quarantine_rows,
-    repeated_ids,
     silver_rows,
     unseen_first_copies,
     validate,
@@ -80,7 +87,8 @@ def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWr
 def _checkpoint_id(checkpoint: Path) -> str:
     """The query id Spark stored in the checkpoint: stable across restarts, new when it is reset.
 
-    Used as Delta ``txnAppId`` so "batch 7" of a reset checkpoint is never mistaken for an old batch 7.
+    Tags the appends (``txnAppId``, bronze's commit metadata) so "batch 7" of a reset checkpoint is never
+    mistaken for an old batch 7.
     """
     meta = json.loads((checkpoint / "metadata").read_text())
     return str(meta["id"])
@@ -125,11 +133,11 @@ class Refiner:
     already stored - a re-sent record, or every record of a replayed batch (a crash after the silver
     commit, before the checkpoint). No ``txnAppId`` on silver on purpose: Delta answers "was this batch
     committed?" by reconstructing the whole table state (Spark jobs, every batch, growing with the log),
-    while the id check gives the same guarantee from the read it does anyway. That lookup reads only the
-    ``transaction_id`` column of the silver files whose ``event_date`` partition and ``event_time``
-    statistics overlap the batch (file skipping): a transaction id names one payment attempt with one event
-    time, so its copies always land in the same range. Rows are shuffled and sorted for deduplication only
-    when some id is repeated (:func:`repeated_ids` is empty in the normal case).
+    while the id check gives the same guarantee. The batch's rows are collected once as Arrow (PostgreSQL
+    needs them anyway) and their ids looked up in silver with delta-rs (:class:`SilverIds`: no Spark job,
+    only the files whose ``event_time`` statistics overlap the batch). Rows are shuffled and sorted for
+    deduplication only when some id is stored already or repeated within the batch; a table the lookup
+    cannot read safely (deletion vectors) falls back to a Spark read of silver's ids.
 
     With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
     the same cached frame: whatever silver holds, PostgreSQL holds with the same values. A crash between
@@ -172,27 +180,57 @@ class Refiner:
                     self._quarantine(checked, app_id=app_id, batch_id=batch_id)
             if summary.low is None:
                 return
-            with phases.phase("dedup_check"):
-                rows = self._new_rows(checked, summary.low, summary.high)
-            if warehouse is None:
-                with phases.phase("silver_append"):
-                    self._append(rows)
-                return
-            rows = rows.persist()
-            try:
-                with phases.phase("warehouse_collect"):
-                    arrow = rows.toArrow()
-                if arrow.num_rows == 0:
-                    return  # a replay of a committed batch: nothing new (and no empty commit)
-                with phases.phase("warehouse_upsert"):
-                    changed = upsert(warehouse, arrow)
-                with phases.phase("silver_append"):
-                    self._append(rows)
-                log.info("batch %s: %s rows inserted or changed in PostgreSQL", batch_id, changed)
-            finally:
-                rows.unpersist()
+            self._write_new_rows(checked, summary.low, summary.high, phases=phases, warehouse=warehouse)
         finally:
             checked.unpersist()
+
+    def _write_new_rows(
+        self, checked: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable | None
+    ) -> None:
+        """Silver rows whose ``transaction_id`` silver lacks -> PostgreSQL (if any), then the silver append."""
+        rows = enrich(silver_rows(checked), self.reference).persist()
+        try:
+            with phases.phase("warehouse_collect" if warehouse is not None else "id_collect"):
+                arrow = rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
+            with phases.phase("dedup_check"):
+                drop = self._ids_to_drop(checked, arrow.column("transaction_id"), low_ms, high_ms)
+            if drop is not None:
+                with phases.phase("dedup"):
+                    deduped = unseen_first_copies(rows, drop).persist()
+                    rows.unpersist()
+                    rows = deduped
+                    arrow = rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
+            if arrow.num_rows == 0:
+                return  # a replay of a committed batch: nothing new (and no empty commit)
+            if warehouse is not None:
+                with phases.phase("warehouse_upsert"):
+                    changed = upsert(warehouse, arrow)
+                log.info("%s rows inserted or changed in PostgreSQL", changed)
+            with phases.phase("silver_append"):
+                self._append(rows)
+        finally:
+            rows.unpersist()
+
+    def _ids_to_drop(self, checked: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
+        """None when every id is new and unique (the normal case), else the stored ids to anti-join away.
+
+        A batch that repeats an id within itself gets the (possibly empty) stored ids, so the anti-join's
+        first-copy step runs too.
+        """
+        low, high = _utc_datetime(low_ms), _utc_datetime(high_ms)
+        spark = checked.sparkSession
+        try:
+            stored = self._silver_ids.stored(ids, low, high)
+        except LookupUnavailableError as exc:
+            log.warning("dedup falls back to a Spark join: %s", exc)
+            return self._stored_ids_spark(spark, low_ms, high_ms)
+        if len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids):
+            return None
+        return spark.createDataFrame(pa.table({"transaction_id": stored}))
+
+    @cached_property
+    def _silver_ids(self) -> SilverIds:
+        return SilverIds(str(self.cfg.silver_path))
 
     def _quarantine(self, checked: DataFrame, *, app_id: str, batch_id: int) -> None:
         (
@@ -204,11 +242,10 @@ class Refiner:
             .save(str(self.cfg.quarantine_path))
         )
 
-    def _new_rows(self, checked: DataFrame, low_ms: int, high_ms: int) -> DataFrame:
-        """The valid rows whose ``transaction_id`` silver does not hold yet (event times low..high ms)."""
-        rows = enrich(silver_rows(checked), self.reference)
-        existing = (
-            checked.sparkSession.read.format("delta")
+    def _stored_ids_spark(self, spark: SparkSession, low_ms: int, high_ms: int) -> DataFrame:
+        """Silver's ids with event times low..high ms, read by Spark (file skipping on the Delta statistics)."""
+        return (
+            spark.read.format("delta")
             .load(str(self.cfg.silver_path))
             .where(sf.col("event_date").between(_utc_date(low_ms), _utc_date(high_ms)))
             .where(
@@ -216,9 +253,6 @@ class Refiner:
             )
             .select("transaction_id")
         )
-        if not repeated_ids(rows, existing).isEmpty():
-            rows = unseen_first_copies(rows, existing)
-        return rows
 
     def _append(self, rows: DataFrame) -> None:
         (
@@ -245,8 +279,12 @@ class SilverBatch(Refiner):
 _UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
 
 
+def _utc_datetime(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
 def _utc_date(epoch_ms: int) -> date:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
+    return _utc_datetime(epoch_ms).date()
 
 
 def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
@@ -337,34 +375,77 @@ class MedallionBatch(Refiner):
 
     One micro-batch from Kafka to PostgreSQL instead of three chained ones (bronze, then silver re-reading
     bronze, then the warehouse re-reading silver): a record waits for one trigger, and nothing is read back
-    from Delta except the silver ids the dedup checks. The Kafka batch is cached once; bronze is appended
-    with ``txnAppId``/``txnVersion`` (a replayed batch is skipped by Delta), so bronze keeps every record
-    exactly once, and :meth:`Refiner.refine` writes the rest from the same cached frame.
+    from Delta except the silver ids the dedup checks. The Kafka batch is cached once. The bronze append runs
+    on a second thread while :meth:`Refiner.refine` writes the rest from the same cached frame: the two
+    touch different tables and neither needs the other's result, so the batch takes the longer of the two,
+    not their sum (their phase CPU figures overlap accordingly). Bronze keeps every record exactly once
+    through :class:`ReplayGuard` (a replayed batch's append is skipped); the batch fails if either side does.
     """
 
     target: WarehouseTable
+    _guard: ReplayGuard | None = field(default=None, init=False, repr=False)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = _checkpoint_id(self.cfg.checkpoint("medallion"))
         phases = BatchPhases(batch.sparkSession, "medallion", batch_id)
+        guard = self._bronze_guard(f"bronze-{app_id}")
         raw = batch.persist()
         try:
-            with phases.phase("bronze_append"):
-                (
-                    raw.write.format("delta")
-                    .mode("append")
-                    .partitionBy("event_date")
-                    .option("txnAppId", f"bronze-{app_id}")
-                    .option("txnVersion", batch_id)
-                    .save(str(self.cfg.bronze_path))
+            bronze = _Concurrent(lambda: self._append_bronze(raw, guard, batch_id, phases))
+            try:
+                self.refine(
+                    raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
                 )
-            self.refine(
-                raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
-            )
+            finally:
+                bronze.result()
+        except BaseException:
+            guard.forget()
+            raise
         finally:
             with phases.phase("unpersist"):
                 raw.unpersist()
         phases.write(phases_path(self.cfg.metrics_path))
+
+    def _bronze_guard(self, app_id: str) -> ReplayGuard:
+        if self._guard is None or self._guard.app_id != app_id:
+            self._guard = ReplayGuard(str(self.cfg.bronze_path), app_id)
+        return self._guard
+
+    def _append_bronze(self, raw: DataFrame, guard: ReplayGuard, batch_id: int, phases: BatchPhases) -> None:
+        with phases.phase("bronze_append"):
+            if guard.committed(batch_id):
+                log.info("bronze already holds batch %s (a replay): append skipped", batch_id)
+                return
+            (
+                raw.write.format("delta")
+                .mode("append")
+                .partitionBy("event_date")
+                .option("userMetadata", guard.user_metadata(batch_id))
+                .save(str(self.cfg.bronze_path))
+            )
+            guard.record(batch_id)
+
+
+class _Concurrent:
+    """Runs ``work`` on a thread that inherits the caller's Spark local properties (job group, pool)."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # handed to the caller in result()
+                self._error = exc
+
+        self._thread = InheritableThread(target=run, daemon=True)
+        self._thread.start()
+
+    def result(self) -> None:
+        """Wait for the work; raise what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:

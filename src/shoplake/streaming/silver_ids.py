@@ -1,0 +1,109 @@
+"""Which of a micro-batch's ``transaction_id``s silver already holds, answered without a Spark job.
+
+The dedup check used to be a Spark read of silver joined with the batch: Delta rebuilt the table state for
+file skipping and ran two to three jobs, ~1.5 s of a 4-second batch on two cores, whatever the batch size.
+This lookup uses delta-rs instead: its snapshot follows the log incrementally (only the new commits are
+read), the add actions carry each file's ``event_time`` min/max, and only the ``transaction_id`` column of
+the files whose range overlaps the batch is read. Parquet files are immutable, so each file's ids are read
+once and kept (LRU, bounded by :attr:`SilverIds.max_cached_ids`).
+
+Correctness rests on one property of the data: a transaction id names one payment attempt with one event
+time, so every copy of it lands in a file whose event-time range contains that time. Files without
+statistics are always read. A table with deletion vectors is refused (its parquet files may hold deleted
+rows, which would wrongly drop a new record): the caller falls back to the Spark join.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+# Delta keeps timestamp statistics at millisecond precision (truncated): widen the batch range by one tick.
+_STATS_SLACK: Final = timedelta(milliseconds=1)
+
+
+class LookupUnavailableError(RuntimeError):
+    """The table cannot be checked from its parquet files alone (deletion vectors): use the Spark join."""
+
+
+@dataclass
+class SilverIds:
+    """Incremental view of silver's ids for the dedup check of one streaming query (one per query run)."""
+
+    table_uri: str
+    max_cached_ids: int = 4_000_000
+    _table: DeltaTable | None = None
+    _cache: OrderedDict[str, pa.Array] = field(default_factory=OrderedDict)
+    _cached_ids: int = 0
+
+    def stored(self, ids: pa.Array | pa.ChunkedArray, low: datetime, high: datetime) -> pa.Array:
+        """The distinct values of ``ids`` already in silver; ``low``/``high`` bound the batch's event times."""
+        if low.tzinfo is None or high.tzinfo is None:
+            raise ValueError("low and high must be timezone-aware (UTC) datetimes")
+        table = self._snapshot()
+        wanted = pc.unique(ids)
+        found = [
+            file_ids.filter(pc.is_in(file_ids, value_set=wanted))
+            for path in self._overlapping(table, low - _STATS_SLACK, high + _STATS_SLACK)
+            if len(file_ids := self._file_ids(path)) > 0
+        ]
+        if not found:
+            return pa.array([], pa.string())
+        return pc.unique(pa.chunked_array(found, pa.string()).combine_chunks())
+
+    def _snapshot(self) -> DeltaTable:
+        if self._table is None:
+            self._table = DeltaTable(self.table_uri)
+        else:
+            self._table.update_incremental()
+        if "deletionVectors" in (self._table.protocol().reader_features or []):
+            raise LookupUnavailableError(f"{self.table_uri} may carry deletion vectors")
+        return self._table
+
+    @staticmethod
+    def _overlapping(table: DeltaTable, low: datetime, high: datetime) -> list[str]:
+        """Relative or absolute paths of the files whose ``event_time`` range meets ``[low, high]``."""
+        adds = pa.table(table.get_add_actions(flatten=True))
+        if adds.num_rows == 0:
+            return []
+        lo = pa.scalar(low.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+        hi = pa.scalar(high.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+        names = adds.schema.names
+        if "min.event_time" not in names or "max.event_time" not in names:
+            return [str(p) for p in adds.column("path").to_pylist()]
+        file_min = adds.column("min.event_time").cast(pa.timestamp("us", tz="UTC"))
+        file_max = adds.column("max.event_time").cast(pa.timestamp("us", tz="UTC"))
+        meets = pc.and_kleene(pc.less_equal(file_min, hi), pc.greater_equal(file_max, lo))
+        # No statistics (null): the file may hold anything, so it is read.
+        keep = pc.fill_null(meets, True)
+        return [str(p) for p in adds.column("path").filter(keep).to_pylist()]
+
+    def _file_ids(self, path: str) -> pa.Array:
+        cached = self._cache.get(path)
+        if cached is not None:
+            self._cache.move_to_end(path)
+            return cached
+        ids = self._read_ids(path)
+        self._cache[path] = ids
+        self._cached_ids += len(ids)
+        while self._cached_ids > self.max_cached_ids and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_ids -= len(evicted)
+        return ids
+
+    def _read_ids(self, path: str) -> pa.Array:
+        location = unquote(path)
+        if "://" not in location and not location.startswith("/"):
+            location = f"{self.table_uri.rstrip('/')}/{location}"
+        filesystem, local = pafs.FileSystem.from_uri(location if "://" in location else f"file://{location}")
+        column = pq.read_table(local, columns=["transaction_id"], filesystem=filesystem).column("transaction_id")
+        return column.combine_chunks().cast(pa.string())
