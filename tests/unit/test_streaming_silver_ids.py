@@ -84,18 +84,20 @@ def test_an_empty_table_holds_nothing(tmp_path: Path) -> None:
     assert len(SilverIds(str(tmp_path)).stored(_ids(["a"]), T0, T0)) == 0
 
 
-def test_the_id_cache_stays_within_its_bound_and_answers_the_same(tmp_path: Path) -> None:
+def test_the_id_cache_keeps_only_the_last_batch_files_within_its_bound(tmp_path: Path) -> None:
     for i in range(4):
-        _append(tmp_path, [f"f{i}-{j}" for j in range(3)], T0 + timedelta(seconds=10 * i))
+        _append(tmp_path, [f"f{i}-{j}" for j in range(3)], T0 + timedelta(minutes=i))
     lookup = SilverIds(str(tmp_path), max_cached_ids=5)
-    window = (T0, T0 + timedelta(minutes=1))
+    everything = (T0, T0 + timedelta(minutes=10))
     batch = _ids(["f0-1", "f3-2", "zz"])
 
-    first = sorted(lookup.stored(batch, *window).to_pylist())
-    again = sorted(lookup.stored(batch, *window).to_pylist())
-
+    first = sorted(lookup.stored(batch, *everything).to_pylist())
+    again = sorted(lookup.stored(batch, *everything).to_pylist())
     assert first == again == ["f0-1", "f3-2"]
     assert sum(len(ids) for ids in lookup._cache.values()) <= 5
+
+    lookup.stored(_ids(["f3-0"]), T0 + timedelta(minutes=3), T0 + timedelta(minutes=3, seconds=2))
+    assert [ids.to_pylist() for ids in lookup._cache.values()] == [["f3-0", "f3-1", "f3-2"]]
 
 
 def test_a_table_with_deletion_vectors_is_refused(tmp_path: Path) -> None:

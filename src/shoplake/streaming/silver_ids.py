@@ -4,8 +4,10 @@ The dedup check used to be a Spark read of silver joined with the batch: Delta r
 file skipping and ran two to three jobs, ~1.5 s of a 4-second batch on two cores, whatever the batch size.
 This lookup uses delta-rs instead: its snapshot follows the log incrementally (only the new commits are
 read), the add actions carry each file's ``event_time`` min/max, and only the ``transaction_id`` column of
-the files whose range overlaps the batch is read. Parquet files are immutable, so each file's ids are read
-once and kept (LRU, bounded by :attr:`SilverIds.max_cached_ids`).
+the files whose range overlaps the batch is read. Parquet files are immutable, so the ids of the files the
+last batch overlapped are kept for the next one (a steady stream overlaps the same few recent files batch
+after batch); files the last batch did not touch are dropped, so memory follows the working set, never the
+table (and never exceeds :attr:`SilverIds.max_cached_ids`).
 
 Correctness rests on one property of the data: a transaction id names one payment attempt with one event
 time, so every copy of it lands in a file whose event-time range contains that time. Files without
@@ -15,7 +17,6 @@ rows, which would wrongly drop a new record): the caller falls back to the Spark
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -40,10 +41,9 @@ class SilverIds:
     """Incremental view of silver's ids for the dedup check of one streaming query (one per query run)."""
 
     table_uri: str
-    max_cached_ids: int = 4_000_000
+    max_cached_ids: int = 1_000_000
     _table: DeltaTable | None = None
-    _cache: OrderedDict[str, pa.Array] = field(default_factory=OrderedDict)
-    _cached_ids: int = 0
+    _cache: dict[str, pa.Array] = field(default_factory=dict)
 
     def stored(self, ids: pa.Array | pa.ChunkedArray, low: datetime, high: datetime) -> pa.Array:
         """The distinct values of ``ids`` already in silver; ``low``/``high`` bound the batch's event times."""
@@ -51,11 +51,17 @@ class SilverIds:
             raise ValueError("low and high must be timezone-aware (UTC) datetimes")
         table = self._snapshot()
         wanted = pc.unique(ids)
-        found = [
-            file_ids.filter(pc.is_in(file_ids, value_set=wanted))
-            for path in self._overlapping(table, low - _STATS_SLACK, high + _STATS_SLACK)
-            if len(file_ids := self._file_ids(path)) > 0
-        ]
+        previous, self._cache = self._cache, {}
+        kept = 0
+        found = []
+        for path in self._overlapping(table, low - _STATS_SLACK, high + _STATS_SLACK):
+            file_ids = previous.get(path)
+            if file_ids is None:
+                file_ids = self._read_ids(path)
+            if kept + len(file_ids) <= self.max_cached_ids:
+                self._cache[path] = file_ids
+                kept += len(file_ids)
+            found.append(file_ids.filter(pc.is_in(file_ids, value_set=wanted)))
         if not found:
             return pa.array([], pa.string())
         return pc.unique(pa.chunked_array(found, pa.string()).combine_chunks())
@@ -86,19 +92,6 @@ class SilverIds:
         # No statistics (null): the file may hold anything, so it is read.
         keep = pc.fill_null(meets, True)
         return [str(p) for p in adds.column("path").filter(keep).to_pylist()]
-
-    def _file_ids(self, path: str) -> pa.Array:
-        cached = self._cache.get(path)
-        if cached is not None:
-            self._cache.move_to_end(path)
-            return cached
-        ids = self._read_ids(path)
-        self._cache[path] = ids
-        self._cached_ids += len(ids)
-        while self._cached_ids > self.max_cached_ids and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_ids -= len(evicted)
-        return ids
 
     def _read_ids(self, path: str) -> pa.Array:
         location = unquote(path)
