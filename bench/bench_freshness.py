@@ -241,25 +241,35 @@ class Sample:
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None  # exited meanwhile
+
+
 def service_rss(root: int) -> tuple[int, int]:
     """(driver JVM, whole service tree) resident bytes; the JVM's own, without the Python workers it forks.
 
-    The JVM forks to run commands (Hadoop's shell calls); until the child execs it is another "java" showing
-    the JVM's whole RSS, though it shares every page, so only the first "java" of the tree counts. Counted,
-    such a child is the likely source of one-sample spikes of exactly one JVM more: session 3's 5.9 GB
-    "driver JVM" peak (2 x ~2.9 GB; that figure included the JVM's descendants) and a +2.8 GB "Python
-    processes" sample in session 4 with a 2.8 GB JVM.
+    The JVM starts commands (the pyspark daemon, Hadoop's shell calls) with ``posix_spawn``: until the child
+    execs, it runs the ``java`` executable in the JVM's own address space, so ``/proc`` shows it with the
+    JVM's whole RSS though it adds no memory. Its ``comm`` is the spawning thread's name (seen: ``Thread-4``,
+    ``Executor task l``, ``stream executio``), not ``java``, so only the executable tells it apart: the first
+    process running the JVM's executable is the JVM, later ones are such children and are not counted.
+    Counted (as "Python processes", since their ``comm`` is not ``java``), they were the one-sample spikes of
+    one JVM more: session 4's 3.65 GB "Python processes" sample (~0.7 GB of Python + a 2.9 GB JVM), caught in
+    session 5 with a 0.2 s sampler.
     """
-    jvm, total = 0, 0
+    jvm, jvm_exe, total = 0, "", 0
     for proc in tree(root):
-        try:
-            is_java = Path(f"/proc/{proc.pid}/comm").read_text().strip() == "java"
-        except OSError:
-            continue  # exited meanwhile
-        if is_java and jvm:
+        exe = _exe(proc.pid)
+        if exe is None:
+            continue
+        if jvm and exe == jvm_exe:
             continue
         rss = proc.rss_pages * _PAGE
-        jvm = rss if is_java else jvm
+        if not jvm and exe.endswith("/java"):
+            jvm, jvm_exe = rss, exe
         total += rss
     return jvm, total
 
