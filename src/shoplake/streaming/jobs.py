@@ -49,6 +49,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
+from shoplake.streaming import table_properties
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
@@ -288,11 +289,14 @@ def _utc_date(epoch_ms: int) -> date:
 
 
 def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty silver table (so readers can start before the first batch) with the exact schema."""
-    if DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
-        return
-    empty = spark.createDataFrame([], _silver_schema(spark))
-    empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
+    """Create the empty silver table (so readers can start before the first batch) with the exact schema.
+
+    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
+    """
+    if not DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
+        empty = spark.createDataFrame([], _silver_schema(spark))
+        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
+    table_properties.apply(spark, str(cfg.silver_path), table_properties.SILVER)
 
 
 def ensure_quarantine_table(spark: SparkSession, cfg: StreamingConfig) -> None:
@@ -314,11 +318,14 @@ def _silver_schema(spark: SparkSession) -> Any:
 
 
 def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty bronze table, so the silver query can start before the first Kafka batch lands."""
-    if DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
-        return
-    empty = spark.createDataFrame([], BRONZE_SCHEMA)
-    empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
+    """Create the empty bronze table, so the silver query can start before the first Kafka batch lands.
+
+    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
+    """
+    if not DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
+        empty = spark.createDataFrame([], BRONZE_SCHEMA)
+        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
+    table_properties.apply(spark, str(cfg.bronze_path), table_properties.BRONZE)
 
 
 def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
