@@ -165,6 +165,27 @@ def test_every_poison_kind_is_quarantined_with_its_reason(spark: SparkSession) -
     assert silver_rows(validated(spark, values)).count() == 1
 
 
+def test_country_codes_are_exactly_two_ascii_capitals(spark: SparkSession) -> None:
+    codes = ["DE", "US", "de", "D", "DEU", "DE\n", "D1", "ÄB", ""]
+    values: list[bytes | None] = [framed(record(transaction_id=f"t{i}", ip_country=c)) for i, c in enumerate(codes)]
+    got = {r.offset: r.reason for r in validated(spark, values).select("offset", "reason").collect()}
+    assert got == {i: None if c in ("DE", "US") else "invalid_ip_country" for i, c in enumerate(codes)}
+
+
+def test_detail_describes_the_first_failed_rule_and_is_null_for_valid_rows(spark: SparkSession) -> None:
+    values: list[bytes | None] = [
+        framed(record()),
+        framed(record(currency="XYZ", channel="fax")),
+        framed(record(merchant_country="Germany")),
+    ]
+    got = [(r.reason, r.detail) for r in validated(spark, values).orderBy("offset").collect()]
+    assert got == [
+        (None, None),
+        ("invalid_currency", "currency=XYZ is not an ISO 4217 code"),
+        ("invalid_merchant_country", "merchant_country=Germany is not an ISO 3166 alpha-2 code"),
+    ]
+
+
 def test_first_per_transaction_keeps_the_earliest_copy(spark: SparkSession) -> None:
     rows = validated(
         spark,

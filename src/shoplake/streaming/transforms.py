@@ -186,7 +186,7 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
         checks.append(
             (
                 f"invalid_{name}",
-                ~sf.col(name).rlike("^[A-Z]{2}$"),
+                ~_is_alpha2(sf.col(name)),
                 sf.format_string(f"{name}=%s is not an ISO 3166 alpha-2 code", sf.col(name)),
             )
         )
@@ -194,20 +194,36 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
     return checks
 
 
+def _is_alpha2(code: Column) -> Column:
+    """Exactly two bytes, each an ASCII capital letter: the shape of an ISO 3166 alpha-2 code.
+
+    Byte comparisons instead of ``rlike("^[A-Z]{2}$")``: the regex converted every value to a Java string
+    and ran a matcher (two columns, every record), and its ``$`` also accepted a code followed by a line
+    terminator ("DE\\n"), which this check refuses.
+    """
+    return (
+        (sf.octet_length(code) == 2)
+        & code.substr(1, 1).between(sf.lit("A"), sf.lit("Z"))
+        & code.substr(2, 1).between(sf.lit("A"), sf.lit("Z"))
+    )
+
+
 def validate(decoded: DataFrame, *, max_event_age_days: int = 3650, max_clock_skew_minutes: int = 60) -> DataFrame:
     """Add ``reason`` and ``detail``: null for a valid record, else the decode error or first failed rule.
 
     A rule whose inputs are null counts as failed (``coalesce(fails, true)``): null must never slip through
-    a comparison into silver.
+    a comparison into silver. The rules run once per record (for ``reason``); ``detail`` is looked up from
+    the reason, so a valid record - nearly every record - costs one null check for it and no formatting.
     """
     checks = _rules(max_event_age_days, max_clock_skew_minutes)
     reason = sf.coalesce(
         sf.col("decode_error"), *(sf.when(sf.coalesce(fails, sf.lit(True)), sf.lit(code)) for code, fails, _ in checks)
     )
-    detail = sf.coalesce(
-        sf.col("decode_detail"),
-        *(sf.when(sf.coalesce(fails, sf.lit(True)), sf.coalesce(msg, sf.lit(code))) for code, fails, msg in checks),
-    )
+    (first, _, first_msg), *rest = checks
+    rule_detail = sf.when(sf.col("reason") == first, sf.coalesce(first_msg, sf.lit(first)))
+    for code, _, msg in rest:
+        rule_detail = rule_detail.when(sf.col("reason") == code, sf.coalesce(msg, sf.lit(code)))
+    detail = sf.when(sf.col("reason").isNotNull(), sf.coalesce(sf.col("decode_detail"), rule_detail))
     return decoded.withColumn("reason", reason).withColumn("detail", detail)
 
 
