@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shoplake.config import Settings, get_settings
+from shoplake.jvm import find_java
 from shoplake.streaming import service, session
 from shoplake.streaming.config import load_streaming_config
 from shoplake.streaming.session import spark_conf
@@ -81,3 +82,26 @@ def test_the_continuous_runner_asks_for_the_long_running_driver(
         service.run_once(settings, cfg)
     assert [kw["long_running"] for kw in seen] == [True, False]
     assert seen[0]["driver_memory"] == cfg.driver_memory
+
+
+def test_the_long_running_driver_unloads_classes_and_trims_its_c_heap(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service_conf = spark_conf(settings, app_name="a", shuffle_partitions=2, ui=False, long_running=True)
+    short_conf = spark_conf(settings, app_name="a", shuffle_partitions=2, ui=False)
+    assert set(session.METASPACE_GC_OPTIONS) <= set(_java_options(service_conf))
+    assert not set(session.METASPACE_GC_OPTIONS) & set(_java_options(short_conf))
+    assert session.TRIM_NATIVE_HEAP_OPTION not in _java_options(short_conf)
+
+    def options(accepted: bool) -> list[str]:
+        monkeypatch.setattr(session, "_jvm_accepts", lambda _java, _option: accepted)
+        return session.driver_java_options(Path("/s"), "2g", long_running=True).split()
+
+    assert session.TRIM_NATIVE_HEAP_OPTION in options(True)
+    assert session.TRIM_NATIVE_HEAP_OPTION not in options(False)  # an older JVM would refuse to start
+
+
+def test_a_jvm_option_probe_tells_known_from_unknown_options() -> None:
+    java = find_java(17)
+    assert session._jvm_accepts(java, "-XX:+AlwaysPreTouch")
+    assert not session._jvm_accepts(java, "-XX:ShoplakeNoSuchOption=1")
