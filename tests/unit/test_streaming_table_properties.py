@@ -52,7 +52,7 @@ def test_missing_lists_only_absent_or_different_values() -> None:
 
 def test_a_path_without_a_delta_table_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TableNotFoundError):
-        table_properties.apply(None, str(tmp_path), {"delta.checkpointInterval": "100"})
+        table_properties.apply(str(tmp_path), {"delta.checkpointInterval": "100"})
     assert not (tmp_path / "_delta_log").exists()
 
 
@@ -74,9 +74,9 @@ def test_delta_writes_plain_unique_columns_and_only_the_listed_statistics(spark:
     rows.limit(0).write.format("delta").save(str(table))
     wanted = {"parquet.enable.dictionary#transaction_id": "false", table_properties.STATS_COLUMNS: "event_time"}
 
-    assert table_properties.apply(spark, str(table), wanted) == wanted
+    assert table_properties.apply(str(table), wanted) == wanted
     versions = len(list((table / "_delta_log").glob("*.json")))
-    assert table_properties.apply(spark, str(table), wanted) == {}  # idempotent: no second commit
+    assert table_properties.apply(str(table), wanted) == {}  # idempotent: no second commit
     assert len(list((table / "_delta_log").glob("*.json"))) == versions
 
     rows.write.format("delta").mode("append").save(str(table))

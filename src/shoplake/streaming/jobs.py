@@ -299,7 +299,7 @@ def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     if not DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
         empty = spark.createDataFrame([], _silver_schema(spark))
         empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
-    table_properties.apply(spark, str(cfg.silver_path), table_properties.SILVER)
+    table_properties.apply(str(cfg.silver_path), table_properties.SILVER)
 
 
 def ensure_quarantine_table(spark: SparkSession, cfg: StreamingConfig) -> None:
@@ -328,7 +328,7 @@ def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     if not DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
         empty = spark.createDataFrame([], BRONZE_SCHEMA)
         empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
-    table_properties.apply(spark, str(cfg.bronze_path), table_properties.BRONZE)
+    table_properties.apply(str(cfg.bronze_path), table_properties.BRONZE)
 
 
 def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:

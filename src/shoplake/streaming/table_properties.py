@@ -20,8 +20,6 @@ CPU-s and silver 10.2 -> 3.5 CPU-s (statistics and dictionaries about half each)
 catch-up, ``silver_append`` 17.4 -> 8.9 CPU-s (statistics and dictionary columns as first proposed: silver
 without dictionaries for event_time too, statistics without the Kafka position). Only files written
 afterwards change; every Parquet/Delta reader reads both kinds.
-
-(Helper T owns this module; written to its tests' API by the lead, who added ``delta.checkpointInterval``.)
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from __future__ import annotations
 from typing import Final
 
 from deltalake import DeltaTable
-from pyspark.sql import SparkSession
 
 STATS_COLUMNS: Final = "delta.dataSkippingStatsColumns"
 CHECKPOINT_INTERVAL: Final = "delta.checkpointInterval"
@@ -56,15 +53,13 @@ def missing(current: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in wanted.items() if current.get(key) != value}
 
 
-def apply(spark: SparkSession | None, path: str, wanted: dict[str, str]) -> dict[str, str]:
+def apply(path: str, wanted: dict[str, str]) -> dict[str, str]:
     """Set ``wanted`` on the Delta table at ``path``: one commit, only for what differs; returns what was set.
 
     Written with delta-rs (``alter.set_table_properties``): Spark SQL cannot take property keys or values as
     parameters, and an ``ALTER TABLE`` built by string formatting is what the security audit forbids. The
-    commit is an ordinary ``metaData`` action that Spark's next append reads. ``spark`` is unused (kept so
-    the callers' signature stays stable; pass None).
+    commit is an ordinary ``metaData`` action that Spark's next append reads.
     """
-    del spark
     todo = missing(DeltaTable(path).metadata().configuration, wanted)
     if todo:
         try:
