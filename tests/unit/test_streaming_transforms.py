@@ -21,7 +21,6 @@ from shoplake.streaming.transforms import (
     decode_frames,
     first_per_transaction,
     quarantine_rows,
-    repeated_ids,
     silver_rows,
     unseen_first_copies,
     validate,
@@ -226,11 +225,3 @@ def test_unseen_first_copies_drops_stored_ids_and_later_copies(spark: SparkSessi
             Row(transaction_id="c", amount_cents=12_345, kafka_offset=3),
         ],
     )
-
-
-def test_repeated_ids_names_exactly_the_ids_that_need_deduplication(spark: SparkSession) -> None:
-    ids = spark.createDataFrame([("a",), ("b",), ("a",), ("c",), ("d",)], "transaction_id string")
-    stored = spark.createDataFrame([("c",), ("z",)], "transaction_id string")
-    assertDataFrameEqual(repeated_ids(ids, stored), [Row(transaction_id="a"), Row(transaction_id="c")])
-    fresh = spark.createDataFrame([("x",), ("y",)], "transaction_id string")
-    assert repeated_ids(fresh, stored).isEmpty()

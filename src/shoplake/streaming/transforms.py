@@ -269,15 +269,3 @@ def first_per_transaction(silver: DataFrame) -> DataFrame:
 def unseen_first_copies(silver: DataFrame, existing_ids: DataFrame) -> DataFrame:
     """What a batch adds to silver: the first copy of every ``transaction_id`` that ``existing_ids`` lacks."""
     return first_per_transaction(silver).join(existing_ids.select("transaction_id"), "transaction_id", "left_anti")
-
-
-def repeated_ids(batch_ids: DataFrame, existing_ids: DataFrame) -> DataFrame:
-    """The ``transaction_id``s that make deduplication necessary: repeated within the batch, or already stored.
-
-    Narrow on purpose (ids only): when it is empty - the normal case - the batch can be appended as it is,
-    without shuffling and sorting whole rows for :func:`unseen_first_copies`.
-    """
-    ids = batch_ids.select("transaction_id")
-    within = ids.groupBy("transaction_id").count().where(sf.col("count") > 1).select("transaction_id")
-    stored = ids.join(existing_ids.select("transaction_id"), "transaction_id", "left_semi")
-    return within.unionByName(stored)
