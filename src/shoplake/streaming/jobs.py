@@ -195,7 +195,7 @@ class Refiner:
         rows = enrich(silver_rows(checked), self.reference).persist()
         try:
             with phases.phase("warehouse_collect" if warehouse is not None else "id_collect"):
-                arrow = rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
+                arrow = _collect(rows, warehouse)
             with phases.phase("dedup_check"):
                 drop = self._ids_to_drop(checked, arrow.column("transaction_id"), low_ms, high_ms)
             if drop is not None:
@@ -203,7 +203,7 @@ class Refiner:
                     deduped = unseen_first_copies(rows, drop).persist()
                     rows.unpersist()
                     rows = deduped
-                    arrow = rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
+                    arrow = _collect(rows, warehouse)
             if arrow.num_rows == 0:
                 return  # a replay of a committed batch: nothing new (and no empty commit)
             if warehouse is not None:
@@ -281,6 +281,11 @@ class SilverBatch(Refiner):
 
 # Bronze columns neither silver nor quarantine keep: not decoded, not cached.
 _UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
+
+
+def _collect(rows: DataFrame, warehouse: WarehouseTable | None) -> pa.Table:
+    """The rows PostgreSQL gets (all columns), or only their ids when there is no warehouse to load."""
+    return rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
 
 
 def _utc_datetime(epoch_ms: int) -> datetime:

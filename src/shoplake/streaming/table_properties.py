@@ -60,10 +60,11 @@ def apply(path: str, wanted: dict[str, str]) -> dict[str, str]:
     parameters, and an ``ALTER TABLE`` built by string formatting is what the security audit forbids. The
     commit is an ordinary ``metaData`` action that Spark's next append reads.
     """
-    todo = missing(DeltaTable(path).metadata().configuration, wanted)
+    table = DeltaTable(path)
+    todo = missing(table.metadata().configuration, wanted)
     if todo:
         try:
-            DeltaTable(path).alter.set_table_properties(todo, raise_if_not_exists=False)
+            table.alter.set_table_properties(todo, raise_if_not_exists=False)
         except Exception:
             # Two queries starting at once may race to set the same values; only a real failure counts.
             if missing(DeltaTable(path).metadata().configuration, wanted):
