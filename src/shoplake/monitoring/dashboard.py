@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any, Final
 
 from shoplake.airflow.rest import AirflowClient
 from shoplake.config import Settings
+from shoplake.files import tail_lines, write_text
 from shoplake.monitoring.airflow_stats import AirflowStats, collect
 
 SERIES_TAIL_BYTES: Final = 2_000_000  # enough progress lines for a day of 10-second batches
@@ -31,11 +31,7 @@ def dashboard_dir(settings: Settings) -> Path:
 
 def streaming_series(metrics_path: Path, now: datetime) -> dict[str, Any]:
     """Per query: every recorded batch (time, rows/s, input rows) and freshness (age of the last batch)."""
-    if not metrics_path.is_file():
-        return {"progress_file": str(metrics_path), "queries": {}}
-    with metrics_path.open("rb") as fh:
-        fh.seek(max(0, fh.seek(0, os.SEEK_END) - SERIES_TAIL_BYTES))
-        lines = fh.read().decode(errors="replace").splitlines()
+    lines = tail_lines(metrics_path, SERIES_TAIL_BYTES)
     points: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for line in lines:
         try:
@@ -85,15 +81,9 @@ def build(settings: Settings, now: datetime, limit: int = 100, client: AirflowCl
     out = dashboard_dir(settings)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "dashboard.json", out / "dashboard.html"
-    _write(json_path, json.dumps(content, indent=2, sort_keys=True))
-    _write(html_path, render(content, stats))
+    write_text(json_path, json.dumps(content, indent=2, sort_keys=True))
+    write_text(html_path, render(content, stats))
     return Dashboard(json_path, html_path, content)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # ---- HTML ---------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shoplake.config import Settings
+from shoplake.files import write_text
 from shoplake.monitoring import thresholds as th
 from shoplake.monitoring.delta_health import check_tables
 from shoplake.monitoring.streaming_metrics import read_metrics
@@ -129,9 +130,7 @@ def write_report(settings: Settings, content: dict[str, Any]) -> HealthReport:
         (folder / "latest.json", text),
         (folder / "latest.html", render(content, history)),
     ):
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(body)
-        tmp.replace(target)
+        write_text(target, body)
     return HealthReport(path, content)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings
+from shoplake.files import write_text
 from shoplake.quality import checks
 from shoplake.quality.checks import Check
 from shoplake.streaming.config import StreamingConfig
@@ -117,9 +118,7 @@ def store(settings: Settings, run: QualityRun) -> Path:
     text = json.dumps(run.as_dict(), indent=2)
     path = folder / f"dq-{run.checked_at.replace(':', '')}.json"
     for target in (path, folder / "latest.json"):
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
+        write_text(target, text)
     # The JSON is the record of last resort; raw's own check already failed on a PostgreSQL outage.
     with contextlib.suppress(psycopg.OperationalError):
         _store_rows(settings.postgres_dsn(), run)

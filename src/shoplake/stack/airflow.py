@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from shoplake.config import Settings, env_for_children
+from shoplake.files import write_text
 from shoplake.stack import process
 from shoplake.stack.process import PortClaim, ProcessSpec, ServiceError
 from shoplake.stack.service import Health, Proc, Service
@@ -51,11 +52,7 @@ def api_url(settings: Settings) -> str:
 def _secret(path: Path) -> str:
     """A random secret persisted in ``path`` (created once, readable by us only)."""
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_text(path, secrets.token_urlsafe(48), mode=0o600)
     return path.read_text().strip()
 
 

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoplake.files import write_text
+
 POLL_INTERVAL = 0.2
 """Seconds between two health probes; short enough not to add latency, long enough not to spin."""
 
@@ -108,10 +110,7 @@ def write_pidfile(path: Path, pid: int) -> None:
     st = _stat(pid)
     if st is None:
         raise ServiceError(f"process {pid} vanished before its pidfile {path} was written")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{pid} {st.start_time}\n")
-    tmp.replace(path)
+    write_text(path, f"{pid} {st.start_time}\n")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_LOCK = threading.Lock()
+from shoplake.files import append_line
+
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
@@ -82,8 +82,7 @@ class BatchPhases:
             "spark_jobs_by_phase": self.jobs,
             **extra,
         }
-        with _LOCK, path.open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
+        append_line(path, json.dumps(line))
 
     def _jvm_cpu_ms(self) -> float:
         if self._stat is None:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from shoplake.files import write_text
 from shoplake.streaming.checkpoints import committed_offsets, has_planned_batches
 from shoplake.streaming.config import StreamingConfig
 
@@ -116,10 +117,7 @@ def _record(cfg: StreamingConfig, drain: Callable[[], object]) -> dict[str, obje
         "starting_offsets": starting_offsets(committed, topic_partitions(cfg)),
         "handed_over_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
     }
-    path = handover_path(cfg)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
+    write_text(handover_path(cfg), json.dumps(record, indent=2))
     return record
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings, env_for_children
+from shoplake.files import tail_lines, write_text
 from shoplake.stack import process
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.storage import check_writable
@@ -117,9 +118,7 @@ def run_forever(settings: Settings, cfg: StreamingConfig | None = None, queries:
 
     def started(queries: list[Any]) -> None:
         state = {"pid": os.getpid(), "queries": {q.name: str(q.id) for q in queries}}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(path)
+        write_text(path, json.dumps(state))
 
     try:
         run_continuous(spark, cfg, stop, on_started=started, stages=queries or cfg.continuous_stages)
@@ -171,13 +170,8 @@ class StreamStatus:
 
 
 def last_progress(metrics_path: Path, tail_bytes: int = 256_000) -> dict[str, dict[str, Any]]:
-    """The most recent progress line per query (reads only the end of the JSONL file)."""
-    if not metrics_path.is_file():
-        return {}
-    with metrics_path.open("rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - tail_bytes))
-        lines = fh.read().decode(errors="replace").splitlines()
+    """The most recent progress line per query (reads only the end of the JSONL log and its rotated part)."""
+    lines = tail_lines(metrics_path, tail_bytes)
     latest: dict[str, dict[str, Any]] = {}
     for line in lines:
         try:
