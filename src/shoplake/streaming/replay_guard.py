@@ -63,17 +63,21 @@ class ReplayGuard:
 
 
 def _last_tagged_batch(table: DeltaTable, app_id: str) -> int | None:
-    """The batch of the newest commit tagged by ``app_id``; None if another app's tag or the start comes first."""
-    limit = _PAGE
+    """The batch of the newest commit tagged by ``app_id``; None if another app's tag or the start comes first.
+
+    delta-rs reads history newest first up to a limit, so a longer search asks for a 4x longer history and
+    checks only the commits it has not checked yet (at most ~1/3 of the reading is repeated).
+    """
+    limit, checked = _PAGE, 0
     while True:
         commits = table.history(limit)
-        for commit in commits:
+        for commit in commits[checked:]:
             tag = _tag(commit)
             if tag is not None:
                 return int(tag["batch"]) if tag.get(TAG) == app_id else None
         if len(commits) < limit:
             return None
-        limit *= 4
+        checked, limit = len(commits), limit * 4
 
 
 def _tag(commit: dict[str, Any]) -> dict[str, Any] | None:
