@@ -361,12 +361,15 @@ def summarise(samples: list[Sample], warm_from: float, produce_end: float) -> di
     }
     mb = 1024 * 1024
     minutes = [t / 60 for t in ts]
+    half = len(steady) // 2
     memory = {
         name: {
             "first": values[0] / mb,
             "last": values[-1] / mb,
             "max": max(values) / mb,
             "slope_mb_per_min": slope(minutes, [v / mb for v in values]),
+            # Growth that levels off (JIT code cache, class metadata filling up) shows as a smaller second half.
+            "second_half_mb_per_min": slope(minutes[half:], [v / mb for v in values[half:]]),
         }
         for name, values in (
             ("driver JVM", [s.jvm_rss for s in steady]),
@@ -424,12 +427,13 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         )
     lines += [
         "",
-        "| memory (RSS, MB) | first sample | last sample | max | trend |",
-        "| --- | --- | --- | --- | --- |",
+        "| memory (RSS, MB) | first sample | last sample | max | trend | trend, second half |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in summ["memory"].items():
         lines.append(
-            f"| {name} | {m['first']:,.0f} | {m['last']:,.0f} | {m['max']:,.0f} | {m['slope_mb_per_min']:+.1f} MB/min |"
+            f"| {name} | {m['first']:,.0f} | {m['last']:,.0f} | {m['max']:,.0f} | {m['slope_mb_per_min']:+.1f} MB/min "
+            f"| {m['second_half_mb_per_min']:+.1f} MB/min |"
         )
     lines += [
         "",
