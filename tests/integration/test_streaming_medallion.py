@@ -23,6 +23,7 @@ from typing import Any
 
 import fastavro
 import psycopg
+import pyarrow as pa
 import pytest
 import requests
 from confluent_kafka import Producer
@@ -45,7 +46,8 @@ from shoplake.streaming.jobs import (
 )
 from shoplake.streaming.session import spark_session
 from shoplake.streaming.transforms import bronze_projection
-from shoplake.streaming.warehouse_sink import ensure_table
+from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert_batches
+from tests.integration import raw_loader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -312,7 +314,19 @@ class _CrashBeforeSilverCommit(MedallionBatch):
         raise _CrashError("killed before the silver commit")
 
 
-def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(spark: SparkSession, lane: Lane) -> None:
+class _CrashMidWarehouseLoad(MedallionBatch):
+    """Dies while PostgreSQL is being loaded: one Kafka partition's rows committed, the others not yet."""
+
+    @staticmethod
+    def _load_warehouse(rows: Any, warehouse: WarehouseTable) -> int:
+        MedallionBatch._load_warehouse(rows.where("kafka_partition = 0"), warehouse)
+        raise _CrashError("killed after the first partitions were loaded")
+
+
+@pytest.mark.parametrize("crashing", [_CrashBeforeSilverCommit, _CrashMidWarehouseLoad])
+def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
+    spark: SparkSession, lane: Lane, crashing: type[MedallionBatch]
+) -> None:
     records = [make_record(i) for i in range(40)]
     produce_records(lane, records)
     cfg = lane.cfg
@@ -333,8 +347,10 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(spark:
     )
     reference = load_reference(cfg.reference_dir)
     with pytest.raises(_CrashError):
-        _CrashBeforeSilverCommit(cfg, schema_dict(), reference, warehouse_target(cfg))(batch, 0)
-    assert warehouse_count(cfg) == len(records) and delta_count(spark, cfg.silver_path) == 0
+        crashing(cfg, schema_dict(), reference, warehouse_target(cfg))(batch, 0)
+    loaded = warehouse_count(cfg)
+    assert delta_count(spark, cfg.silver_path) == 0
+    assert loaded == len(records) if crashing is _CrashBeforeSilverCommit else 0 < loaded < len(records)
 
     MedallionBatch(cfg, schema_dict(), reference, warehouse_target(cfg))(
         batch, 0
@@ -343,6 +359,28 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(spark:
     assert silver_records(spark, cfg) == records
     assert warehouse_records(cfg) == records
     assert lineage(spark, cfg) == warehouse_lineage(cfg)  # PostgreSQL now holds the committed silver copy
+
+
+def test_a_partition_whose_rows_fail_midway_leaves_postgres_unchanged(lane: Lane) -> None:
+    """The executor-side load of one partition is all or nothing, whatever point its input fails at."""
+    target = warehouse_target(lane.cfg)
+    ensure_table(target)
+    (generated,) = raw_loader.batches(30, "sink-midway")
+    rows = raw_loader.silver_rows(generated.to_columns(), lane.topic, 0)
+    assert upsert_batches(target, iter(rows.to_batches())).changed == 30
+    before = warehouse_records(lane.cfg)
+    refunded = rows.set_column(rows.schema.get_field_index("status"), "status", pa.array(["refunded"] * 30))
+    batches = refunded.to_batches(max_chunksize=10)
+
+    def failing() -> Iterator[pa.RecordBatch]:
+        yield from batches[:2]
+        raise _CrashError("the partition's input broke off")
+
+    with pytest.raises(_CrashError):
+        upsert_batches(target, failing())
+    assert warehouse_records(lane.cfg) == before
+    assert upsert_batches(target, iter(batches)).changed == 30  # the whole partition, once
+    assert {r["status"] for r in warehouse_records(lane.cfg)} == {"refunded"}
 
 
 def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane: Lane, tmp_path: Path) -> None:

@@ -23,12 +23,18 @@ def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Pa
     assert cfg.bronze_path == tmp_path / "delta/bronze/transactions"
     assert cfg.checkpoint("silver") == tmp_path / "home/checkpoints/silver"
     assert cfg.triggers["bronze"].endswith("second")
+    assert cfg.max_records_per_partition == 100_000
     assert "password" not in repr(cfg)
 
 
 def test_every_bad_value_is_named(settings: Settings) -> None:
     raw = {
-        "source": {"topics": "not-a-list", "starting_offsets": "middle", "max_offsets_per_trigger": 0},
+        "source": {
+            "topics": "not-a-list",
+            "starting_offsets": "middle",
+            "max_offsets_per_trigger": 0,
+            "max_records_per_partition": True,
+        },
         "tables": {"silver": "../escape"},
         "triggers": {"bronze": "soon"},
         "warehouse": {"schema": "Raw; DROP", "max_bytes_per_trigger": "lots"},
@@ -42,6 +48,7 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "source.topics",
         "source.starting_offsets",
         "source.max_offsets_per_trigger",
+        "source.max_records_per_partition",
         "tables.silver",
         "triggers.bronze",
         "warehouse.schema",

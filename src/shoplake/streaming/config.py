@@ -59,6 +59,10 @@ class StreamingConfig:
     shuffle_partitions: int
     reference_dir: Path
     continuous_stages: tuple[str, ...] = DEFAULT_CONTINUOUS
+    # Kafka records per Spark partition of a micro-batch (Kafka's ``maxRecordsPerPartition``): bounds what
+    # one task holds - the PostgreSQL load of a partition keeps its CSV until the commit - however large
+    # ``max_offsets_per_trigger`` makes the batch.
+    max_records_per_partition: int = 100_000
     warehouse_max_bytes_per_trigger: str = "64m"
     driver_memory: str = "2g"
     # The streaming fraud scorer (query "scorer"): where alerts go, and the settings naming the model.
@@ -121,6 +125,14 @@ def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
     return tuple(q for q in QUERIES if q in stages)
 
 
+def _positive(sec: dict[str, Any], sec_name: str, key: str, default: int, errors: list[str]) -> int:
+    value = sec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors.append(f"{sec_name}.{key}={value!r}: must be an integer >= 1")
+        return default
+    return int(value)
+
+
 def _scorer(sec: dict[str, Any], errors: list[str]) -> tuple[str, int]:
     """[scorer]: the alerts topic and the silver files per scorer batch."""
     topic = sec.get("alerts_topic", "ecommerce.fraud-alerts")
@@ -164,9 +176,8 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
     starting = typed(src, "source", "starting_offsets", str, "earliest")
     if starting not in ("earliest", "latest"):
         errors.append(f"source.starting_offsets={starting!r}: must be earliest or latest")
-    max_offsets = typed(src, "source", "max_offsets_per_trigger", int, 500_000)
-    if max_offsets < 1:
-        errors.append(f"source.max_offsets_per_trigger={max_offsets}: must be >= 1")
+    max_offsets = _positive(src, "source", "max_offsets_per_trigger", 500_000, errors)
+    per_partition = _positive(src, "source", "max_records_per_partition", 100_000, errors)
 
     def table(key: str, default: str) -> Path:
         rel: str = typed(tables, "tables", key, str, default)
@@ -225,6 +236,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         shuffle_partitions=partitions,
         reference_dir=settings.project_dir / reference,
         continuous_stages=stages,
+        max_records_per_partition=per_partition,
         warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
         gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),

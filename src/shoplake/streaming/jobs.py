@@ -67,7 +67,7 @@ from shoplake.streaming.transforms import (
     unseen_first_copies,
     validate,
 )
-from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
+from shoplake.streaming.warehouse_sink import LOADED_SCHEMA, WarehouseTable, ensure_table, partition_loader, upsert
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
         .option("subscribe", ",".join(cfg.topics))
         .option("startingOffsets", cfg.starting_offsets)
         .option("maxOffsetsPerTrigger", str(cfg.max_offsets_per_trigger))
+        .option("maxRecordsPerPartition", str(cfg.max_records_per_partition))
         .option("failOnDataLoss", str(cfg.fail_on_data_loss).lower())
         .option("includeHeaders", "true")
         .load()
@@ -134,15 +135,16 @@ class Refiner:
     already stored - a re-sent record, or every record of a replayed batch (a crash after the silver
     commit, before the checkpoint). No ``txnAppId`` on silver on purpose: Delta answers "was this batch
     committed?" by reconstructing the whole table state (Spark jobs, every batch, growing with the log),
-    while the id check gives the same guarantee. The batch's rows are collected once as Arrow (PostgreSQL
-    needs them anyway) and their ids looked up in silver with delta-rs (:class:`SilverIds`: no Spark job,
-    only the files whose ``event_time`` statistics overlap the batch). Rows are shuffled and sorted for
+    while the id check gives the same guarantee. Only the batch's ids are collected on the driver, as Arrow,
+    and looked up in silver with delta-rs (:class:`SilverIds`: no Spark job, only the files whose
+    ``event_time`` statistics overlap the batch). Rows are shuffled and sorted for
     deduplication only when some id is stored already or repeated within the batch; a table the lookup
     cannot read safely (deletion vectors) falls back to a Spark read of silver's ids.
 
     With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
-    the same cached frame: whatever silver holds, PostgreSQL holds with the same values. A crash between
-    the two replays the batch; silver lacks its rows, so they are computed again and the keyed upsert
+    the same cached frame, partition by partition on the executors (:meth:`_load_warehouse`): whatever
+    silver holds, PostgreSQL holds with the same values. A crash between the two - or after some partitions
+    were loaded - replays the batch; silver lacks its rows, so they are computed again and the keyed upsert
     overwrites the first attempt's copies with exactly what silver then commits.
     """
 
@@ -191,29 +193,45 @@ class Refiner:
     def _write_new_rows(
         self, checked: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable | None
     ) -> None:
-        """Silver rows whose ``transaction_id`` silver lacks -> PostgreSQL (if any), then the silver append."""
+        """Silver rows whose ``transaction_id`` silver lacks -> PostgreSQL (if any), then the silver append.
+
+        Only the ids come to the driver (the dedup lookup needs them); PostgreSQL is loaded partition by
+        partition on the executors (:meth:`_load_warehouse`), so no step holds the whole batch in the driver.
+        """
         rows = enrich(silver_rows(checked), self.reference).persist()
         try:
-            with phases.phase("warehouse_collect" if warehouse is not None else "id_collect"):
-                arrow = _collect(rows, warehouse)
+            with phases.phase("id_collect"):
+                ids = _ids(rows)
             with phases.phase("dedup_check"):
-                drop = self._ids_to_drop(checked, arrow.column("transaction_id"), low_ms, high_ms)
+                drop = self._ids_to_drop(checked, ids, low_ms, high_ms)
             if drop is not None:
                 with phases.phase("dedup"):
                     deduped = unseen_first_copies(rows, drop).persist()
                     rows.unpersist()
                     rows = deduped
-                    arrow = _collect(rows, warehouse)
-            if arrow.num_rows == 0:
+                    ids = _ids(rows)
+            if len(ids) == 0:
                 return  # a replay of a committed batch: nothing new (and no empty commit)
             if warehouse is not None:
                 with phases.phase("warehouse_upsert"):
-                    changed = upsert(warehouse, arrow)
+                    changed = self._load_warehouse(rows, warehouse)
                 log.info("%s rows inserted or changed in PostgreSQL", changed)
             with phases.phase("silver_append"):
                 self._append(rows)
         finally:
             rows.unpersist()
+
+    @staticmethod
+    def _load_warehouse(rows: DataFrame, warehouse: WarehouseTable) -> int:
+        """Upsert ``rows`` into PostgreSQL on the executors, one transaction per partition; rows inserted or changed.
+
+        Each partition is committed on its own, so a failure part-way leaves some partitions loaded and silver
+        not committed: the replayed batch computes the same rows (silver still lacks them) and the keyed upsert
+        overwrites every one of them with what silver then commits - the guarantee one big transaction gave,
+        without collecting the batch on the driver (a 1,000,000-event batch ran the 2 GB driver out of memory).
+        """
+        loaded = rows.mapInArrow(partition_loader(warehouse), LOADED_SCHEMA).collect()  # one row per partition
+        return sum(int(row.changed) for row in loaded)
 
     def _ids_to_drop(self, checked: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
         """None when every id is new and unique (the normal case), else the stored ids to anti-join away.
@@ -283,9 +301,9 @@ class SilverBatch(Refiner):
 _UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
 
 
-def _collect(rows: DataFrame, warehouse: WarehouseTable | None) -> pa.Table:
-    """The rows PostgreSQL gets (all columns), or only their ids when there is no warehouse to load."""
-    return rows.toArrow() if warehouse is not None else rows.select("transaction_id").toArrow()
+def _ids(rows: DataFrame) -> pa.ChunkedArray:
+    """The rows' ``transaction_id``s on the driver: all the dedup lookup needs (~40 bytes a row)."""
+    return rows.select("transaction_id").toArrow().column("transaction_id")
 
 
 def _utc_datetime(epoch_ms: int) -> datetime:

@@ -15,7 +15,7 @@ streaming query - fail, and the next run replays it from the checkpoint.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -105,9 +105,9 @@ def _ensure_table(target: WarehouseTable) -> None:
         )
 
 
-def _csv_bytes(table: pa.Table) -> bytes:
+def _csv_bytes(batch: pa.RecordBatch | pa.Table) -> bytes:
     buf = io.BytesIO()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
     return buf.getvalue()
 
 
@@ -117,21 +117,72 @@ def upsert(target: WarehouseTable, rows: pa.Table, columns: Sequence[str] = tupl
     Unchanged rows are left alone (``IS DISTINCT FROM``), so a replay does not even bump ``loaded_at``.
     A dropped connection is retried with backoff (the transaction rolled back, so the retry is exact).
     """
-    if rows.num_rows == 0:
-        return 0
-    missing = [c for c in columns if c not in rows.column_names]
-    if missing:
-        raise ValueError(f"rows lack warehouse columns {missing}")
-    data = _csv_bytes(rows.select(list(columns)))
-    return retry_transient(
-        lambda: _merge(target, data, columns),
-        what=f"upserting {rows.num_rows} rows into {target.schema}.{target.table}",
+    return upsert_batches(target, rows.to_batches(), columns).changed
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What one upsert did: rows it was given, rows inserted or changed."""
+
+    rows: int
+    changed: int
+
+
+def upsert_batches(
+    target: WarehouseTable, batches: Iterable[pa.RecordBatch], columns: Sequence[str] = tuple(COLUMN_TYPES)
+) -> Upserted:
+    """:func:`upsert` for a stream of Arrow batches (one Spark partition): one transaction for all of them.
+
+    Each batch is turned into CSV as it arrives, so the Arrow data is never held whole; the CSV is kept
+    until the commit because a retry after a dropped connection must send it again. An exception from
+    ``batches`` raises before PostgreSQL is touched: nothing of a half-read partition is ever loaded.
+    """
+    chunks: list[bytes] = []
+    rows = 0
+    for batch in batches:
+        missing = [c for c in columns if c not in batch.schema.names]
+        if missing:
+            raise ValueError(f"rows lack warehouse columns {missing}")
+        if batch.num_rows:
+            chunks.append(_csv_bytes(batch.select(list(columns))))
+            rows += batch.num_rows
+    if rows == 0:
+        return Upserted(0, 0)
+    changed = retry_transient(
+        lambda: _merge(target, chunks, columns),
+        what=f"upserting {rows} rows into {target.schema}.{target.table}",
         is_transient=is_postgres_connection_error,
     )
+    return Upserted(rows, changed)
 
 
-def _merge(target: WarehouseTable, data: bytes, columns: Sequence[str]) -> int:
-    """COPY ``data`` (CSV of ``columns``) into a temporary table and merge it, all in one transaction."""
+# The result schema of :func:`partition_loader`'s function (one row per Spark partition).
+LOADED_SCHEMA: Final = "rows long, changed long"
+
+
+def partition_loader(
+    target: WarehouseTable, columns: Sequence[str] = tuple(COLUMN_TYPES)
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` function that upserts each Spark partition where it is computed (an executor).
+
+    Nothing passes through the driver, so its memory does not grow with the micro-batch; one transaction per
+    partition is exact because the upsert is keyed and idempotent (a partition loaded before a failure is
+    loaded again, identically, by the retried task or the replayed batch). The executors connect to
+    PostgreSQL themselves, like Spark's JDBC writer: on a cluster they need network access to it.
+    """
+
+    def load(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        done = upsert_batches(target, batches, columns)
+        yield pa.RecordBatch.from_pydict(
+            {"rows": [done.rows], "changed": [done.changed]},
+            schema=pa.schema([("rows", pa.int64()), ("changed", pa.int64())]),
+        )
+
+    return load
+
+
+def _merge(target: WarehouseTable, chunks: Sequence[bytes], columns: Sequence[str]) -> int:
+    """COPY ``chunks`` (CSV of ``columns``) into a temporary table and merge it, all in one transaction."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     stage = sql.Identifier("_shoplake_stage")
     non_key = [c for c in columns if c != KEY]
@@ -145,9 +196,10 @@ def _merge(target: WarehouseTable, data: bytes, columns: Sequence[str]) -> int:
             sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, target.ident)
         )
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, cols)) as copy:
-            view = memoryview(data)
-            for start in range(0, len(view), 1 << 20):
-                copy.write(view[start : start + (1 << 20)])
+            for data in chunks:
+                view = memoryview(data)
+                for start in range(0, len(view), 1 << 20):
+                    copy.write(view[start : start + (1 << 20)])
         cur.execute(
             sql.SQL(
                 "INSERT INTO {target} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} ORDER BY {key} "
