@@ -10,7 +10,13 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
-from shoplake.streaming.gold import customer_behaviour, flatten_window, fraud_rates, hourly_sales
+from shoplake.streaming.gold import (
+    customer_behaviour,
+    customer_behaviour_rows,
+    flatten_window,
+    fraud_rates,
+    hourly_sales,
+)
 from shoplake.streaming.session import spark_session
 
 pytestmark = pytest.mark.unit
@@ -71,7 +77,7 @@ def test_hourly_sales_per_hour_and_dimension(spark: SparkSession) -> None:
 
 
 def test_customer_behaviour_counts_distinct_devices_and_countries(spark: SparkSession) -> None:
-    out = flatten_window(customer_behaviour(silver(spark))).where(
+    out = flatten_window(customer_behaviour_rows(customer_behaviour(silver(spark)))).where(
         "customer_id = 'c1' AND window_start = '2026-11-27 10:00:00'"
     )
     row = out.collect()

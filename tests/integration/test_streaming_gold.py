@@ -1,0 +1,132 @@
+"""customer_behaviour's streaming query on a real silver table: the batch aggregation's values, exactly once.
+
+Runs the streaming queries as ``run_catch_up`` does (``availableNow``) over a small silver table written
+here (gold needs Spark and Delta only, no services). The reference is the plain batch aggregation with
+Spark's ``approx_count_distinct``: customer_behaviour keeps register bitmaps in its state instead
+(:mod:`shoplake.streaming.hll_bitmap`), and one customer-hour has enough devices to need the fill from silver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from shoplake.config import get_settings
+from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.streaming.gold import GOLD_TABLES, GoldTable, flatten_window, start_gold
+from shoplake.streaming.session import spark_session
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+SCHEMA = (
+    "event_time timestamp, customer_id string, merchant_id string, merchant_category string, "
+    "merchant_country string, currency string, amount_cents long, is_fraud boolean, device_id string, "
+    "ip_country string"
+)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield spark_session(get_settings(), app_name="shoplake-it-gold", shuffle_partitions=2)
+
+
+def _rows(start: dt.datetime, n: int, salt: int) -> list[tuple[object, ...]]:
+    """``n`` events over 3 hours from ``start``: 40 customers, a few devices/merchants/countries each."""
+    return [
+        (
+            start + dt.timedelta(seconds=(i * 10_800) // n),
+            f"C{i % 40:03d}",
+            f"M{(i * 7 + salt) % 30:03d}",
+            ("grocery", "travel", "electronics")[i % 3],
+            ("US", "DE", "FR")[(i // 3) % 3],
+            ("USD", "EUR")[i % 2],
+            100 + (i * 37 + salt) % 5_000,
+            i % 17 == 0,
+            f"dev-{i % 40}-{(i + salt) % 3}",
+            ("US", "DE", "NG", "FR")[(i + salt) % 4],
+        )
+        for i in range(n)
+    ]
+
+
+def _burst(at: dt.datetime) -> list[tuple[object, ...]]:
+    """One customer-hour with 450 distinct devices: more than the bitmap can count exactly."""
+    return [
+        (at + dt.timedelta(seconds=i), "C999", "M001", "travel", "US", "USD", 100, True, f"bot-{i}", "NG")
+        for i in range(450)
+    ]
+
+
+def _reference(table: GoldTable, silver: DataFrame) -> DataFrame:
+    """The batch aggregation the table must equal: customer_behaviour with Spark's own HLL++."""
+    assert table.name == "customer_behaviour"
+    return flatten_window(
+        silver.groupBy(sf.window("event_time", "1 hour").alias("window"), "customer_id").agg(
+            sf.count(sf.lit(1)).alias("transactions"),
+            sf.sum("amount_cents").alias("amount_cents"),
+            sf.max("amount_cents").alias("max_amount_cents"),
+            sf.approx_count_distinct("device_id").alias("approx_devices"),
+            sf.approx_count_distinct("ip_country").alias("approx_ip_countries"),
+            sf.approx_count_distinct("merchant_id").alias("approx_merchants"),
+            sf.sum(sf.col("is_fraud").cast("long")).alias("fraud_transactions"),
+        )
+    )
+
+
+# The table whose state is not Spark's own aggregate (the others are Spark's aggregates as they are, unit-tested
+# in test_streaming_gold; each streaming query costs seconds however small its input).
+CUSTOMERS = tuple(t for t in GOLD_TABLES if t.name == "customer_behaviour")
+
+
+def _catch_up(spark: SparkSession, cfg: StreamingConfig) -> None:
+    for table in CUSTOMERS:
+        query = start_gold(spark, cfg, table, {"availableNow": True})
+        query.awaitTermination()
+        assert query.exception() is None, query.exception()
+
+
+def _assert_gold_equals_batch(spark: SparkSession, cfg: StreamingConfig) -> None:
+    silver = spark.read.format("delta").load(str(cfg.silver_path))
+    for table in CUSTOMERS:
+        gold = spark.read.format("delta").load(str(table.path(cfg)))
+        assertDataFrameEqual(gold, _reference(table, silver), checkRowOrder=False)
+
+
+def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSession, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(
+        load_streaming_config(dataclasses.replace(get_settings(), delta_base_path=tmp_path)),
+        checkpoint_root=tmp_path / "checkpoints",
+    )
+    append = spark.createDataFrame(_rows(T0, 1_500, 0) + _burst(T0 + dt.timedelta(minutes=70)), SCHEMA)
+    append.write.format("delta").save(str(cfg.silver_path))
+    _catch_up(spark, cfg)
+    _assert_gold_equals_batch(spark, cfg)
+    burst = spark.read.format("delta").load(str(cfg.gold_customer_windows_path)).where("customer_id = 'C999'")
+    assert [r.approx_devices for r in burst.collect()] == [
+        r[0] for r in spark.createDataFrame(_burst(T0), SCHEMA).agg(sf.approx_count_distinct("device_id")).collect()
+    ]
+
+    # A second batch updating the last window and opening new ones (all within the 2-hour watermark).
+    later = spark.createDataFrame(_rows(T0 + dt.timedelta(hours=2, minutes=30), 600, 1), SCHEMA)
+    later.write.format("delta").mode("append").save(str(cfg.silver_path))
+    _catch_up(spark, cfg)
+    _assert_gold_equals_batch(spark, cfg)
+
+    # Replays change nothing: the same checkpoint (nothing new), and a fresh one (every window upserted again).
+    version = _version(spark, cfg.gold_customer_windows_path)
+    _catch_up(spark, cfg)
+    assert _version(spark, cfg.gold_customer_windows_path) == version
+    _catch_up(spark, dataclasses.replace(cfg, checkpoint_root=tmp_path / "fresh-checkpoints"))
+    _assert_gold_equals_batch(spark, cfg)
+
+
+def _version(spark: SparkSession, path: Path) -> int:
+    return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()[0]["version"])

@@ -1,0 +1,45 @@
+"""The register bitmap gives exactly Spark's ``approx_count_distinct`` while it can, and says when it cannot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as sf
+
+from shoplake.config import get_settings
+from shoplake.streaming import hll_bitmap
+from shoplake.streaming.session import spark_session
+
+pytestmark = pytest.mark.unit
+
+# Distinct values per group, each value sent twice, plus a NULL per group: from an empty group up to groups
+# whose registers cannot all be told apart (~400 distinct values occupy more than 277 of the 512).
+SIZES = (0, 1, 2, 3, 7, 20, 60, 150, 250, 330, 380, 420, 500, 700)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
+
+
+def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(spark: SparkSession) -> None:
+    rows = [(g, f"dev-{g}-{i}") for g, size in enumerate(SIZES) for i in range(size) for _ in range(2)]
+    rows += [(g, None) for g in range(len(SIZES))]
+    values = spark.createDataFrame(rows, "g int, v string").withColumn("r", hll_bitmap.register("v"))
+    out = (
+        values.groupBy("g")
+        .agg(sf.approx_count_distinct("v").alias("spark"), *hll_bitmap.register_bitmap("r", "v"))
+        .select("g", "spark", hll_bitmap.occupied("v").alias("k"), hll_bitmap.estimate("v").alias("ours"))
+        .orderBy("g")
+        .collect()
+    )
+    assert [r.g for r in out] == list(range(len(SIZES)))
+    exact = [r for r in out if r.k <= hll_bitmap.MAX_EXACT_REGISTERS]
+    assert [r.ours for r in exact] == [r.spark for r in exact]
+    assert all(r.ours is None for r in out if r.k > hll_bitmap.MAX_EXACT_REGISTERS)
+    # Both regimes are exercised, and values sharing a register (k < distinct values) are among the exact ones.
+    assert exact and len(exact) < len(out)
+    assert any(r.k < SIZES[r.g] for r in exact)
+    assert out[0].ours == 0
