@@ -49,6 +49,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
+from shoplake.files import append_line
 from shoplake.streaming import table_properties
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
@@ -546,11 +547,13 @@ STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[St
 
 # ---- progress metrics ---------------------------------------------------------------------------------
 class ProgressRecorder(StreamingQueryListener):
-    """Appends one JSON line per micro-batch to ``metrics_path`` for monitoring and the streaming DAG."""
+    """Appends one JSON line per micro-batch to ``metrics_path`` for monitoring and the streaming DAG.
+
+    The log rotates at :data:`shoplake.files.LOG_MAX_BYTES` (its readers read across the rotation).
+    """
 
     def __init__(self, metrics_path: Path) -> None:
         self.metrics_path = metrics_path
-        self._lock = threading.Lock()
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
@@ -579,8 +582,7 @@ class ProgressRecorder(StreamingQueryListener):
             "add_batch_ms": int(durations.get("addBatch", 0)),
             "state_rows": state_rows,
         }
-        with self._lock, self.metrics_path.open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
+        append_line(self.metrics_path, json.dumps(line))
 
 
 _RECORDERS: dict[tuple[int, Path], ProgressRecorder] = {}

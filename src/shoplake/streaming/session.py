@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from shoplake.config import Settings
+from shoplake.files import write_text
 from shoplake.jvm import artifacts_dir, find_java
 
 if TYPE_CHECKING:
@@ -207,7 +208,8 @@ def spark_session(
         long_running=long_running,
     )
     (settings.home / "spark").mkdir(parents=True, exist_ok=True)
-    _write_atomically(Path(conf["spark.scheduler.allocation.file"]), fair_pools_xml())
+    # Two sessions starting at once each write this file: neither may read the other's half-written one.
+    write_text(Path(conf["spark.scheduler.allocation.file"]), fair_pools_xml())
     python = conf.get("spark.pyspark.python")
     if python:
         # PySpark's SparkContext reads the worker interpreter from this variable only (not from the conf).
@@ -221,10 +223,3 @@ def spark_session(
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Two sessions starting at once each write the same file: neither may read the other's half-written one."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(text)
-    partial.replace(path)
