@@ -315,11 +315,11 @@ class _CrashBeforeSilverCommit(MedallionBatch):
 
 
 class _CrashMidWarehouseLoad(MedallionBatch):
-    """Dies while PostgreSQL is being loaded: one Kafka partition's rows committed, the others not yet."""
+    """Dies while PostgreSQL is being loaded on the executors: one Kafka partition's rows committed, not the rest."""
 
-    @staticmethod
-    def _load_warehouse(rows: Any, warehouse: WarehouseTable) -> int:
-        MedallionBatch._load_warehouse(rows.where("kafka_partition = 0"), warehouse)
+    def _load_warehouse(self, rows: Any, warehouse: WarehouseTable, count: int) -> int:
+        assert self.cfg.warehouse_driver_load_max_rows < count  # the executor path
+        super()._load_warehouse(rows.where("kafka_partition = 0"), warehouse, count)
         raise _CrashError("killed after the first partitions were loaded")
 
 
@@ -329,7 +329,9 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
 ) -> None:
     records = [make_record(i) for i in range(40)]
     produce_records(lane, records)
-    cfg = lane.cfg
+    # The mid-load crash needs the executor-side load (one transaction per partition); small batches are
+    # otherwise loaded from the driver in one transaction.
+    cfg = dataclasses.replace(lane.cfg, warehouse_driver_load_max_rows=0 if crashing is _CrashMidWarehouseLoad else 40)
     for ensure in (ensure_bronze_table, ensure_silver_table, ensure_quarantine_table):
         ensure(spark, cfg)
     ensure_table(warehouse_target(cfg))

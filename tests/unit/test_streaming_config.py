@@ -24,6 +24,7 @@ def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Pa
     assert cfg.checkpoint("silver") == tmp_path / "home/checkpoints/silver"
     assert cfg.triggers["bronze"].endswith("second")
     assert cfg.max_records_per_partition == 100_000
+    assert cfg.warehouse_driver_load_max_rows == 50_000
     assert "password" not in repr(cfg)
 
 
@@ -37,7 +38,7 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         },
         "tables": {"silver": "../escape"},
         "triggers": {"bronze": "soon"},
-        "warehouse": {"schema": "Raw; DROP", "max_bytes_per_trigger": "lots"},
+        "warehouse": {"schema": "Raw; DROP", "max_bytes_per_trigger": "lots", "driver_load_max_rows": -1},
         "spark": {"shuffle_partitions": "four", "driver_memory": "2 GB"},
         "pipeline": {"continuous": ["bronze", "platinum"]},
     }
@@ -54,6 +55,7 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "warehouse.schema",
         "spark.shuffle_partitions",
         "warehouse.max_bytes_per_trigger",
+        "warehouse.driver_load_max_rows",
         "spark.driver_memory",
         "pipeline.continuous",
     ):

@@ -64,6 +64,10 @@ class StreamingConfig:
     # ``max_offsets_per_trigger`` makes the batch.
     max_records_per_partition: int = 100_000
     warehouse_max_bytes_per_trigger: str = "64m"
+    # New rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
+    # Python worker round trip: ~200 ms less per batch, which is what freshness is made of); above it the
+    # executors load it partition by partition, so the driver's memory stays bounded. 0: always executors.
+    warehouse_driver_load_max_rows: int = 50_000
     driver_memory: str = "2g"
     # The streaming fraud scorer (query "scorer"): where alerts go, and the settings naming the model.
     gold_fraud_alerts_path: Path = Path("gold/fraud_alerts")
@@ -125,10 +129,12 @@ def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
     return tuple(q for q in QUERIES if q in stages)
 
 
-def _positive(sec: dict[str, Any], sec_name: str, key: str, default: int, errors: list[str]) -> int:
+def _at_least(
+    sec: dict[str, Any], sec_name: str, key: str, default: int, errors: list[str], *, minimum: int = 1
+) -> int:
     value = sec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        errors.append(f"{sec_name}.{key}={value!r}: must be an integer >= 1")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        errors.append(f"{sec_name}.{key}={value!r}: must be an integer >= {minimum}")
         return default
     return int(value)
 
@@ -176,8 +182,9 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
     starting = typed(src, "source", "starting_offsets", str, "earliest")
     if starting not in ("earliest", "latest"):
         errors.append(f"source.starting_offsets={starting!r}: must be earliest or latest")
-    max_offsets = _positive(src, "source", "max_offsets_per_trigger", 500_000, errors)
-    per_partition = _positive(src, "source", "max_records_per_partition", 100_000, errors)
+    max_offsets = _at_least(src, "source", "max_offsets_per_trigger", 500_000, errors)
+    per_partition = _at_least(src, "source", "max_records_per_partition", 100_000, errors)
+    driver_load_max_rows = _at_least(wh, "warehouse", "driver_load_max_rows", 50_000, errors, minimum=0)
 
     def table(key: str, default: str) -> Path:
         rel: str = typed(tables, "tables", key, str, default)
@@ -238,6 +245,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         continuous_stages=stages,
         max_records_per_partition=per_partition,
         warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
+        warehouse_driver_load_max_rows=driver_load_max_rows,
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
         gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),
         alerts_topic=alerts_topic,
