@@ -284,7 +284,7 @@ def main() -> int:
     text = render(args.n, load, ceil, res, args.pipeline)
     print(text)
     if not args.no_write:
-        write_section(SECTION, text)
+        write_section(WARM_SECTION if res["warm_up"] else SECTION, text)
     return 0
 
 
