@@ -48,6 +48,8 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
+from freshness_tail import Commit, attribute, checkpoint_times, read_batches, read_phases
+from freshness_tail import render as render_tail
 from process_tree import cpu_seconds, loadavg, tree
 from psycopg import sql
 from rate_search import Probe, judge, parse_rates, render_probes, search
@@ -58,6 +60,7 @@ from shoplake.ingestion.generator import generate
 from shoplake.ingestion.producer import producer_config
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
+from shoplake.streaming.batch_phases import phases_path
 from shoplake.streaming.config import load_streaming_config
 
 SECTIONS = {"freshness": "## Streaming freshness", "load-test": "## Streaming load test"}
@@ -317,15 +320,22 @@ class Sampler(threading.Thread):
 
 
 # ---- results --------------------------------------------------------------------------------------------
-def silver_latencies(table: Path, since_ms: float) -> np.ndarray:
+def silver_commits(table: Path) -> list[Commit]:
+    """Each silver commit's visibility time and the Kafka timestamps (epoch s) of the rows it added."""
     out = []
     for visible_at, files, _ in delta_commits(table):
+        stamps = [np.array([])]
         for name in files:
-            # Spark may write INT96 or INT64 timestamps: go through numpy's datetime64 to get milliseconds.
+            # Spark may write INT96 or INT64 timestamps: go through numpy's datetime64 to get microseconds.
             column = pq.read_table(table / name, columns=["kafka_timestamp"]).column(0).to_numpy()
-            ts_ms = column.astype("datetime64[us]").astype(np.int64) / 1000.0
-            out.append(visible_at * 1000.0 - ts_ms[ts_ms >= since_ms])
-    return np.concatenate(out) / 1000.0 if out else np.array([])
+            stamps.append(column.astype("datetime64[us]").astype(np.int64) / 1e6)
+        out.append(Commit(visible_at, np.concatenate(stamps)))
+    return out
+
+
+def silver_latencies(commits: list[Commit], since_ms: float) -> np.ndarray:
+    out = [c.visible_at - c.produced[c.produced * 1000.0 >= since_ms] for c in commits]
+    return np.concatenate(out) if out else np.array([])
 
 
 def raw_latencies(dsn: str, schema: str, first_seen: dict[datetime, float], since_ms: float) -> np.ndarray:
@@ -451,6 +461,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         f"- {summ['samples']} samples every {SAMPLE_SECONDS:g} s between the end of the warm-up and the end of "
         "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
         "oscillates with the trigger intervals, so compare thirds too).",
+        *render_tail(res["tail"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -526,11 +537,20 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         stop.set()
         service.stop_background(lane.settings)
     since_ms = (t_start + args.warmup_seconds) * 1000.0
+    commits = silver_commits(lane.root / "silver/transactions")
+    tail = attribute(
+        commits,
+        read_batches(cfg.metrics_path),
+        read_phases(phases_path(cfg.metrics_path)),
+        checkpoint_times([lane.root / "bronze/transactions", lane.root / "silver/transactions"]),
+        since=since_ms / 1000.0,
+    )
     return produced, {
         "load": load,
         "stages": list(cfg.continuous_stages),
         "drain_seconds": drain,
-        "silver": percentiles(silver_latencies(lane.root / "silver/transactions", since_ms)),
+        "silver": percentiles(silver_latencies(commits, since_ms)),
+        "tail": tail,
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,
