@@ -20,6 +20,9 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
    the post-warm-up samples (events/s: ~0 means the pipeline keeps up, > 0 means it falls behind). The
    streaming service's RSS (driver JVM, its Python processes - driver and pyspark workers - and the whole
    tree) is sampled at the same time.
+5. Traces the slowest 1 % of events to their micro-batches (``freshness_tail``): how much of their latency
+   was waiting for the batch running when they were produced and how much their own batch, and what those
+   batches had in common (a concurrent gold batch, a Delta checkpoint, a phase that took longer).
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
 ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
