@@ -23,6 +23,8 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
 5. Traces the slowest 1 % of events to their micro-batches (``freshness_tail``): how much of their latency
    was waiting for the batch running when they were produced and how much their own batch, and what those
    batches had in common (a concurrent gold batch, a Delta checkpoint, a phase that took longer).
+6. With ``--native-memory``, runs the driver JVM with native memory tracking and reports which of its areas
+   grew over the steady part and how much of the RSS growth lies outside them (``native_memory``).
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
 ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
@@ -53,6 +55,8 @@ from benchmarks_md import write_section
 from confluent_kafka import Producer
 from freshness_tail import Commit, attribute, checkpoint_times, read_batches, read_phases
 from freshness_tail import render as render_tail
+from native_memory import NativeMemory, with_tracking
+from native_memory import render as render_native_memory
 from process_tree import cpu_seconds, loadavg, tree
 from psycopg import sql
 from rate_search import Probe, judge, parse_rates, render_probes, search
@@ -291,10 +295,21 @@ def service_rss(root: int) -> tuple[int, int]:
     return jvm, total
 
 
+def driver_jvm(root: int) -> tuple[int, str] | None:
+    """(pid, java executable) of the service's driver JVM: the first ``java`` of its tree (see service_rss)."""
+    for proc in tree(root):
+        exe = _exe(proc.pid)
+        if exe is not None and exe.endswith("/java"):
+            return proc.pid, exe
+    return None
+
+
 class Sampler(threading.Thread):
-    def __init__(self, lane: Lane, service_pid: int, poller: RawPoller) -> None:
+    def __init__(self, lane: Lane, service_pid: int, poller: RawPoller, nmt: NativeMemory | None = None) -> None:
         super().__init__(daemon=True)
         self.lane, self.service_pid, self.poller = lane, service_pid, poller
+        # Native memory tracking's baseline is taken with the first sample after the warm-up.
+        self.nmt, self.nmt_from = nmt, float("inf")
         # The query reading Kafka: "medallion", or "bronze" when the config runs the staged pipeline.
         self.kafka_reader = load_streaming_config(lane.settings).kafka_reader
         self.samples: list[Sample] = []
@@ -318,7 +333,12 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.samples.append(self.take())
+            sample = self.take()
+            self.samples.append(sample)
+            if self.nmt is not None and not self.nmt.pid and sample.t >= self.nmt_from:
+                jvm = driver_jvm(self.service_pid)
+                if jvm is not None:
+                    self.nmt.baseline(*jvm, sample.jvm_rss)
             self.stop.wait(SAMPLE_SECONDS)
 
 
@@ -423,6 +443,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         f"- Command: `.venv/bin/python bench/bench_freshness.py --rate {args.rate} --minutes {args.minutes:g}"
         + (f" --section {args.section}" if args.section != "freshness" else "")
         + (f" --find-rate {args.find_rate} --probe-seconds {args.probe_seconds:g}" if args.find_rate else "")
+        + (" --native-memory" if args.native_memory else "")
         + "`",
         f"- Load average (1/5/15 min): start {load['start']}, end of producing {load['end']}.",
         f"- Produced {produced['sent']:,} events in {produced['seconds']:.1f} s ({produced['rate']:,.0f}/s; the "
@@ -465,6 +486,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
         "oscillates with the trigger intervals, so compare thirds too).",
         *render_tail(res["tail"]),
+        *render_native_memory(res["native_memory"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -479,6 +501,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--section", choices=sorted(SECTIONS), default="freshness")
     parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the run's topic, tables and schema")
+    parser.add_argument(
+        "--native-memory",
+        action="store_true",
+        help="run the driver JVM with native memory tracking and report which area grows (a few %% overhead)",
+    )
     parser.add_argument(
         "--find-rate",
         metavar="START,STEP,MAX",
@@ -512,16 +539,26 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
     cfg = load_streaming_config(lane.settings)
     load = {"start": loadavg()}
     print(f"lane {lane.topic} {lane.root}; starting the streaming service", flush=True)
-    pid = service.start_background(lane.settings)
+    saved_env = dict(os.environ)
+    if args.native_memory:
+        os.environ.update(with_tracking(saved_env))
+    try:
+        pid = service.start_background(lane.settings)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
     poller = RawPoller(settings.postgres_dsn(), lane.schema, args.poll_ms / 1000)
-    sampler = Sampler(lane, pid, poller)
+    sampler = Sampler(lane, pid, poller, NativeMemory() if args.native_memory else None)
     stop = threading.Event()
     try:
         poller.start()
         sampler.start()
         t_start = time.time()
+        sampler.nmt_from = t_start + args.warmup_seconds
         produced = produce_steady(lane.settings, args.rate, args.minutes * 60, stop)
         produce_end = time.time()
+        if sampler.nmt is not None and sampler.nmt.pid:
+            sampler.nmt.diff(service_rss(pid)[0])
         load["end"] = loadavg()
         print("produced", produced, flush=True)
         deadline = time.monotonic() + args.drain_seconds
@@ -557,6 +594,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,
+        "native_memory": sampler.nmt.result if sampler.nmt is not None else {},
     }
 
 
