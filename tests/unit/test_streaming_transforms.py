@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
@@ -23,6 +24,7 @@ from shoplake.streaming.transforms import (
     quarantine_rows,
     silver_rows,
     unseen_first_copies,
+    unseen_first_copies_arrow,
     validate,
 )
 
@@ -225,3 +227,45 @@ def test_unseen_first_copies_drops_stored_ids_and_later_copies(spark: SparkSessi
             Row(transaction_id="c", amount_cents=12_345, kafka_offset=3),
         ],
     )
+
+
+def test_unseen_first_copies_arrow_keeps_the_copies_spark_keeps(spark: SparkSession) -> None:
+    rows = silver_rows(
+        validated(
+            spark,
+            [
+                framed(record(transaction_id="a", amount_cents=1)),
+                framed(record(transaction_id="b")),
+                framed(record(transaction_id="a", amount_cents=2)),
+                framed(record(transaction_id="c")),
+                framed(record(transaction_id="c", amount_cents=3)),
+            ],
+        )
+    )
+    stored = pa.array(["b", "z"])
+    spark_kept = unseen_first_copies(rows, spark.createDataFrame(pa.table({"transaction_id": stored})))
+    arrow_kept = unseen_first_copies_arrow(rows.toArrow(), stored)
+    assert sorted(arrow_kept.select(["transaction_id", "amount_cents", "kafka_offset"]).to_pylist(), key=str) == [
+        {"transaction_id": "a", "amount_cents": 1, "kafka_offset": 0},
+        {"transaction_id": "c", "amount_cents": 12_345, "kafka_offset": 3},
+    ]
+    assert sorted(arrow_kept.to_pylist(), key=str) == sorted(spark_kept.toArrow().to_pylist(), key=str)
+
+
+def test_unseen_first_copies_arrow_orders_by_kafka_time_then_position() -> None:
+    late, early = dt.datetime(2026, 11, 27, 12, 0, 9, tzinfo=dt.UTC), KAFKA_TS
+    table = pa.table(
+        {
+            "transaction_id": ["a", "a", "b", "b", "c"],
+            "kafka_timestamp": [late, early, early, early, early],
+            "kafka_topic": ["t", "t", "t", "t", "t"],
+            "kafka_partition": [0, 1, 1, 0, 0],
+            "kafka_offset": [1, 7, 2, 5, 3],
+        }
+    )
+    kept = unseen_first_copies_arrow(table, pa.array(["c"]))
+    assert kept.select(["transaction_id", "kafka_partition", "kafka_offset"]).to_pylist() == [
+        {"transaction_id": "a", "kafka_partition": 1, "kafka_offset": 7},
+        {"transaction_id": "b", "kafka_partition": 0, "kafka_offset": 5},
+    ]
+    assert unseen_first_copies_arrow(table.slice(0, 0), pa.array(["c"])).num_rows == 0

@@ -64,7 +64,7 @@ class StreamingConfig:
     # ``max_offsets_per_trigger`` makes the batch.
     max_records_per_partition: int = 100_000
     warehouse_max_bytes_per_trigger: str = "64m"
-    # New rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
+    # Valid rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
     # Python worker round trip: ~200 ms less per batch, which is what freshness is made of); above it the
     # executors load it partition by partition, so the driver's memory stays bounded. 0: always executors.
     warehouse_driver_load_max_rows: int = 50_000

@@ -66,6 +66,7 @@ from shoplake.streaming.transforms import (
     quarantine_rows,
     silver_rows,
     unseen_first_copies,
+    unseen_first_copies_arrow,
     validate,
 )
 from shoplake.streaming.warehouse_sink import LOADED_SCHEMA, WarehouseTable, ensure_table, partition_loader, upsert
@@ -136,17 +137,19 @@ class Refiner:
     already stored - a re-sent record, or every record of a replayed batch (a crash after the silver
     commit, before the checkpoint). No ``txnAppId`` on silver on purpose: Delta answers "was this batch
     committed?" by reconstructing the whole table state (Spark jobs, every batch, growing with the log),
-    while the id check gives the same guarantee. Only the batch's ids are collected on the driver, as Arrow,
+    while the id check gives the same guarantee. The batch's ids are collected on the driver, as Arrow,
     and looked up in silver with delta-rs (:class:`SilverIds`: no Spark job, only the files whose
     ``event_time`` statistics overlap the batch). Rows are shuffled and sorted for
     deduplication only when some id is stored already or repeated within the batch; a table the lookup
     cannot read safely (deletion vectors) falls back to a Spark read of silver's ids.
 
     With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
-    the same cached frame, partition by partition on the executors (:meth:`_load_warehouse`): whatever
-    silver holds, PostgreSQL holds with the same values. A crash between the two - or after some partitions
-    were loaded - replays the batch; silver lacks its rows, so they are computed again and the keyed upsert
-    overwrites the first attempt's copies with exactly what silver then commits.
+    the same cached frame: a small batch (continuous mode) collected whole and loaded from the driver in one
+    transaction (:meth:`_write_small_batch`), a large one partition by partition on the executors
+    (:meth:`_load_warehouse`). Whatever silver holds, PostgreSQL holds with the same values. A crash between
+    the two - or after some partitions were loaded - replays the batch; silver lacks its rows, so they are
+    computed again and the keyed upsert overwrites the first attempt's copies with exactly what silver then
+    commits.
     """
 
     cfg: StreamingConfig
@@ -174,6 +177,7 @@ class Refiner:
             with phases.phase("decode_validate_summary"):
                 summary = checked.agg(
                     sf.count_if(~valid).alias("quarantined"),
+                    sf.count_if(valid).alias("valid"),
                     sf.min(sf.when(valid, sf.col("event_time"))).alias("low"),
                     sf.max(sf.when(valid, sf.col("event_time"))).alias("high"),
                 ).first()
@@ -184,27 +188,66 @@ class Refiner:
                     self._quarantine(checked, app_id=app_id, batch_id=batch_id)
             if summary.low is None:
                 return
-            self._write_new_rows(checked, summary.low, summary.high, phases=phases, warehouse=warehouse)
+            rows = enrich(silver_rows(checked), self.reference)
+            if warehouse is not None and summary.valid <= self.cfg.warehouse_driver_load_max_rows:
+                self._write_small_batch(rows, summary.low, summary.high, phases=phases, warehouse=warehouse)
+            else:
+                self._write_new_rows(rows, summary.low, summary.high, phases=phases, warehouse=warehouse)
         finally:
             checked.unpersist()
             # The batch's Arrow copies are garbage now; mimalloc (pyarrow's pool) keeps freed pages for reuse
             # unless told otherwise, and a long-running driver's RSS climbed with them (~15 MB/min measured).
             pa.default_memory_pool().release_unused()
 
+    def _write_small_batch(
+        self, rows: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable
+    ) -> None:
+        """A batch of up to ``[warehouse].driver_load_max_rows`` valid rows (continuous mode): one collect.
+
+        The valid rows come to the driver as Arrow once: the dedup lookup takes the ids from that table, and
+        the rows PostgreSQL gets are that table minus what the lookup drops, filtered here - no second Spark
+        job, which a driver-side load of the ids-only collect below needed (~70 ms per 4,000-event batch).
+        The load then runs from the driver in one transaction: the executor path costs ~200 ms more per batch
+        (a Python worker round trip), and that fixed cost is what freshness is made of. The silver append
+        reads the same cached frame; when something is dropped, Spark keeps the same first copies
+        (:func:`first_per_transaction`'s Kafka order is total), so silver and PostgreSQL hold the same rows.
+        """
+        rows = rows.persist()
+        try:
+            with phases.phase("rows_collect"):
+                table = rows.toArrow()
+            ids = table.column("transaction_id")
+            with phases.phase("dedup_check"):
+                stored = self._stored_ids(rows.sparkSession, ids, low_ms, high_ms)
+            new = rows
+            if stored is not None:
+                table = unseen_first_copies_arrow(table, stored)
+                new = unseen_first_copies(rows, rows.sparkSession.createDataFrame(pa.table({"transaction_id": stored})))
+            if table.num_rows == 0:
+                return  # a replay of a committed batch: nothing new (and no empty commit)
+            with phases.phase("warehouse_upsert"):
+                changed = upsert(warehouse, table)
+            del table
+            log.info("%s rows inserted or changed in PostgreSQL", changed)
+            with phases.phase("silver_append"):
+                self._append(new)
+        finally:
+            rows.unpersist()
+
     def _write_new_rows(
-        self, checked: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable | None
+        self, rows: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable | None
     ) -> None:
         """Silver rows whose ``transaction_id`` silver lacks -> PostgreSQL (if any), then the silver append.
 
-        Only the ids come to the driver (the dedup lookup needs them); a large batch is loaded into PostgreSQL
+        Only the ids come to the driver (the dedup lookup needs them); the batch is loaded into PostgreSQL
         partition by partition on the executors (:meth:`_load_warehouse`), so no step holds it in the driver.
         """
-        rows = enrich(silver_rows(checked), self.reference).persist()
+        rows = rows.persist()
         try:
             with phases.phase("id_collect"):
                 ids = _ids(rows)
             with phases.phase("dedup_check"):
-                drop = self._ids_to_drop(checked, ids, low_ms, high_ms)
+                drop = self._ids_to_drop(rows, ids, low_ms, high_ms)
             if drop is not None:
                 with phases.phase("dedup"):
                     deduped = unseen_first_copies(rows, drop).persist()
@@ -215,38 +258,44 @@ class Refiner:
                 return  # a replay of a committed batch: nothing new (and no empty commit)
             if warehouse is not None:
                 with phases.phase("warehouse_upsert"):
-                    changed = self._load_warehouse(rows, warehouse, len(ids))
+                    changed = self._load_warehouse(rows, warehouse)
                 log.info("%s rows inserted or changed in PostgreSQL", changed)
             with phases.phase("silver_append"):
                 self._append(rows)
         finally:
             rows.unpersist()
 
-    def _load_warehouse(self, rows: DataFrame, warehouse: WarehouseTable, count: int) -> int:
-        """Upsert ``rows`` (``count`` of them) into PostgreSQL; returns the rows inserted or changed.
+    def _load_warehouse(self, rows: DataFrame, warehouse: WarehouseTable) -> int:
+        """Upsert ``rows`` into PostgreSQL on the executors, one transaction per partition; rows inserted or changed.
 
-        Up to ``[warehouse].driver_load_max_rows`` (a continuous-mode batch) they are collected as Arrow and
-        loaded from the driver in one transaction: the executor path below costs ~200 ms more per batch (a
-        Python worker round trip), and that fixed cost is what freshness is made of. Larger batches are loaded
-        on the executors, one transaction per partition. A failure part-way then leaves some partitions loaded
-        and silver not committed: the replayed batch computes the same rows (silver still lacks them) and the
-        keyed upsert overwrites every one of them with what silver then commits - the guarantee one big
-        transaction gave, without collecting the batch on the driver (a 1,000,000-event batch collected whole
-        ran the 2 GB driver out of memory).
+        A failure part-way leaves some partitions loaded and silver not committed: the replayed batch computes
+        the same rows (silver still lacks them) and the keyed upsert overwrites every one of them with what
+        silver then commits - the guarantee one big transaction gave, without collecting the batch on the
+        driver (a 1,000,000-event batch collected whole ran the 2 GB driver out of memory).
         """
-        if count <= self.cfg.warehouse_driver_load_max_rows:
-            return upsert(warehouse, rows.toArrow())
         loaded = rows.mapInArrow(partition_loader(warehouse), LOADED_SCHEMA).collect()  # one row per partition
         return sum(int(row.changed) for row in loaded)
 
-    def _ids_to_drop(self, checked: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
+    def _stored_ids(self, spark: SparkSession, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> pa.Array | None:
+        """:meth:`_ids_to_drop` on the driver: None when every id is new and unique, else the stored ids."""
+        try:
+            stored = self._silver_ids.stored(ids, _utc_datetime(low_ms), _utc_datetime(high_ms))
+        except LookupUnavailableError as exc:
+            log.warning("dedup falls back to a Spark read of silver's ids: %s", exc)
+            fallback = self._stored_ids_spark(spark, low_ms, high_ms).toArrow().column("transaction_id")
+            stored = pc.unique(fallback.filter(pc.is_in(fallback, value_set=pc.unique(ids))))
+        if len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids):
+            return None
+        return stored.cast(pa.string())
+
+    def _ids_to_drop(self, rows: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
         """None when every id is new and unique (the normal case), else the stored ids to anti-join away.
 
         A batch that repeats an id within itself gets the (possibly empty) stored ids, so the anti-join's
         first-copy step runs too.
         """
         low, high = _utc_datetime(low_ms), _utc_datetime(high_ms)
-        spark = checked.sparkSession
+        spark = rows.sparkSession
         try:
             stored = self._silver_ids.stored(ids, low, high)
         except LookupUnavailableError as exc:

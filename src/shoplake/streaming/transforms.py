@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as sf
 from pyspark.sql.pandas.functions import arrow_udf
@@ -285,14 +286,32 @@ def _silver_columns() -> list[Column]:
     ]
 
 
+# The Kafka order the first copy is chosen in: (topic, partition, offset) names one record, so it is total.
+_KAFKA_ORDER: Final = ("kafka_timestamp", "kafka_topic", "kafka_partition", "kafka_offset")
+
+
 def first_per_transaction(silver: DataFrame) -> DataFrame:
     """One row per ``transaction_id``: the earliest copy in Kafka order (a re-sent record never replaces it)."""
-    order = Window.partitionBy("transaction_id").orderBy(
-        "kafka_timestamp", "kafka_topic", "kafka_partition", "kafka_offset"
-    )
+    order = Window.partitionBy("transaction_id").orderBy(*_KAFKA_ORDER)
     return silver.withColumn("_rank", sf.row_number().over(order)).where(sf.col("_rank") == 1).drop("_rank")
 
 
 def unseen_first_copies(silver: DataFrame, existing_ids: DataFrame) -> DataFrame:
     """What a batch adds to silver: the first copy of every ``transaction_id`` that ``existing_ids`` lacks."""
     return first_per_transaction(silver).join(existing_ids.select("transaction_id"), "transaction_id", "left_anti")
+
+
+def unseen_first_copies_arrow(silver: pa.Table, existing_ids: pa.Array) -> pa.Table:
+    """:func:`unseen_first_copies` for a batch already on the driver (Arrow), without a Spark job.
+
+    Keeps the same copy Spark keeps - the earliest in Kafka order, a total order - so the rows loaded from
+    this table and the rows silver appends through :func:`unseen_first_copies` are identical.
+    """
+    ordered = silver.sort_by([("transaction_id", "ascending"), *((name, "ascending") for name in _KAFKA_ORDER)])
+    ids = ordered.column("transaction_id").combine_chunks()
+    if len(ids) == 0:
+        return ordered
+    first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).fill_null(True)
+    keep = pa.concat_arrays([pa.array([True]), first])
+    keep = pc.and_(keep, pc.invert(pc.is_in(ids, value_set=existing_ids.cast(ids.type))))
+    return ordered.filter(keep)
