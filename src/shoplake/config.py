@@ -108,6 +108,10 @@ class Settings:
     health_max_table_age_hours: float = 24.0  # a Delta table without a commit for longer is stale
     delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
     kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
+    # Orchestrated catch-up and maintenance runs start their Spark driver from an AOT cache on a Java 25.0.3+
+    # (shoplake.streaming.class_sharing); empty SPARK_AOT_JAVA_HOME = the newest such JDK found, none = no cache
+    spark_aot_cache: bool = True
+    spark_aot_java_home: str = ""
     # Alert channels of shoplake.monitoring.notify (each off while its setting is empty)
     pagerduty_routing_key: str = ""  # PagerDuty Events API v2 integration key; empty = no PagerDuty events
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
@@ -332,6 +336,16 @@ class Settings:
                 int,
                 lambda v: 1 <= v <= min(9, len(bootstrap.split(","))),
                 "must be an integer 1-9, with one KAFKA_BOOTSTRAP_SERVERS entry per local broker",
+            ),
+            spark_aot_cache=typed(
+                "SPARK_AOT_CACHE", "true", _boolean, lambda v: True, "must be true/false (also 1/0, yes/no)"
+            ),
+            spark_aot_java_home=typed(
+                "SPARK_AOT_JAVA_HOME",
+                "",
+                str,
+                lambda v: not v or (Path(v) / "bin" / "java").is_file(),
+                "must be a JDK folder with bin/java (Java 25.0.3+), or empty to pick one",
             ),
             pagerduty_routing_key=e.get("PAGERDUTY_ROUTING_KEY", "").strip(),
             pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue"),

@@ -95,6 +95,33 @@ def java_major(java: str) -> int:
     return int(m.group(2) or 0) if major == 1 else major
 
 
+_RELEASE = re.compile(r'version "(\d+)(?:\.(\d+))?(?:\.(\d+))?')
+
+
+def java_release(java: str) -> tuple[int, int, int]:
+    """``(major, minor, patch)`` of ``java`` (``(25, 0, 3)`` for 25.0.3); ``(0, 0, 0)`` when unreadable.
+
+    Some features need a patch level, not just a major version: Spark 4.2 deprecates Java 25 before 25.0.3
+    (a G1 data-corruption bug), which is what the driver's AOT cache needs.
+    """
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False, timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0, 0)
+    m = _RELEASE.search(out)
+    if m is None or m.group(1) == "1":
+        return (0, 0, 0)
+    return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
+
+
+def newest_java(min_release: tuple[int, int, int], preferred_home: str = "") -> str | None:
+    """The ``java`` of the newest release >= ``min_release`` (``preferred_home`` alone when given), or None."""
+    cands = [str(Path(preferred_home) / "bin" / "java")] if preferred_home else _java_candidates("")
+    releases = [(java_release(c), c) for c in cands if Path(c).is_file()]
+    fitting = [(release, c) for release, c in releases if release >= min_release]
+    return max(fitting)[1] if fitting else None
+
+
 def _java_candidates(preferred: str) -> list[str]:
     cands: list[str] = []
     if preferred:

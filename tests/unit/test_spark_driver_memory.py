@@ -81,6 +81,7 @@ def test_the_continuous_runner_asks_for_the_long_running_driver(
     with pytest.raises(_SessionRequestedError):
         service.run_once(settings, cfg)
     assert [kw["long_running"] for kw in seen] == [True, False]
+    assert [kw["aot_cache"] for kw in seen] == [False, True]  # only the fresh catch-up JVM uses the AOT cache
     assert seen[0]["driver_memory"] == cfg.driver_memory
 
 

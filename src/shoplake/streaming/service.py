@@ -57,6 +57,7 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str, *, long_running
         shuffle_partitions=cfg.shuffle_partitions,
         driver_memory=cfg.driver_memory,
         long_running=long_running,
+        aot_cache=not long_running,  # catch-up and maintenance runs: a fresh JVM each time (class_sharing)
     )
     attach_progress_recorder(spark, cfg)
     return spark

@@ -9,7 +9,9 @@ Ivy access to a repository at every start, which these machines do not reliably 
 
 from __future__ import annotations
 
+import atexit
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -19,11 +21,14 @@ from typing import TYPE_CHECKING, Final
 from shoplake.config import Settings
 from shoplake.files import write_text
 from shoplake.jvm import artifacts_dir, find_java
+from shoplake.streaming.class_sharing import AotPlan
+from shoplake.streaming.class_sharing import plan as aot_plan
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 _SPARK_MIN_JAVA = 17
+log = logging.getLogger(__name__)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -111,10 +116,13 @@ def spark_conf(
     ui: bool,
     driver_memory: str = "2g",
     long_running: bool = False,
+    aot: AotPlan | None = None,
 ) -> dict[str, str]:
     """Every Spark setting Shoplake sets, as a plain dict (inspectable in tests and ``shoplake stream status``).
 
-    ``long_running`` is the continuous service: see :func:`driver_java_options`.
+    ``long_running`` is the continuous service: see :func:`driver_java_options`. ``aot`` is a short session's
+    AOT cache plan (:mod:`.class_sharing`): its JVM options, and the connector jars on the driver's class path,
+    because the cache holds only classes of the JVM's own class loaders (``spark.jars`` load through Spark's).
     """
     if shuffle_partitions < 1:
         raise ValueError(f"shuffle_partitions must be >= 1, got {shuffle_partitions}")
@@ -142,7 +150,9 @@ def spark_conf(
         "spark.ui.enabled": str(ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
-        "spark.driver.extraJavaOptions": driver_java_options(spark_dir, driver_memory, long_running=long_running),
+        "spark.driver.extraJavaOptions": " ".join(
+            [driver_java_options(spark_dir, driver_memory, long_running=long_running), *(aot.options if aot else ())]
+        ),
         # Executors of a cluster get the same arena cap as the local driver (see MALLOC_ARENAS).
         "spark.executorEnv.MALLOC_ARENA_MAX": MALLOC_ARENAS,
         # The status store (kept even with the UI off: statusTracker and the event log read it) retains 1,000
@@ -174,6 +184,8 @@ def spark_conf(
         # (measured: -20 % CPU per append, -40 % per silver read; bench/bench_medallion_batch.py).
         "spark.databricks.delta.snapshotPartitions": "1",
     }
+    if aot is not None and aot.options:
+        conf["spark.driver.extraClassPath"] = ":".join(str(j) for j in jars)
     if settings.bind_host in _LOOPBACK:
         # The driver's RPC and block-manager ports listen on the bind address like every other service (Spark
         # would pick the host's first interface); executors of a same-host standalone cluster reach it there.
@@ -194,11 +206,22 @@ def spark_session(
     ui: bool = False,
     driver_memory: str = "2g",
     long_running: bool = False,
+    aot_cache: bool = False,
 ) -> SparkSession:
-    """A SparkSession with Delta and the Kafka source on the classpath (reuses the running one if any)."""
+    """A SparkSession with Delta and the Kafka source on the classpath (reuses the running one if any).
+
+    ``aot_cache``: a short, repeated run (an orchestrated catch-up or maintenance run) starts its driver from an
+    AOT cache on a Java 25 when ``SPARK_AOT_CACHE`` allows (see :mod:`.class_sharing`). Opt-in, because the first
+    run of each application trains the cache (~235 MB, ~5-10 s written at exit) and pays off only on later runs:
+    one-off sessions (tests, the ML extract) would pay without gaining. The continuous service never uses it.
+    """
     find_java(_SPARK_MIN_JAVA)
     from pyspark.sql import SparkSession
 
+    aot = None
+    if aot_cache and not long_running and SparkSession.getActiveSession() is None:
+        aot = aot_plan(settings, app_name, sorted(artifacts_dir(settings, "spark").glob("*.jar")))
+        log.info("Spark driver AOT cache: %s %s %s", aot.action, aot.cache or "", aot.reason)
     conf = spark_conf(
         settings,
         app_name=app_name,
@@ -206,6 +229,7 @@ def spark_session(
         ui=ui,
         driver_memory=driver_memory,
         long_running=long_running,
+        aot=aot,
     )
     (settings.home / "spark").mkdir(parents=True, exist_ok=True)
     # Two sessions starting at once each write this file: neither may read the other's half-written one.
@@ -220,6 +244,38 @@ def spark_session(
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    # spark-submit launches "$JAVA_HOME/bin/java"; only this launch gets the cache's JDK, not later subprocesses.
+    java_home = os.environ.get("JAVA_HOME")
+    if aot is not None and aot.java_home is not None:
+        os.environ["JAVA_HOME"] = str(aot.java_home)
+    try:
+        session = builder.getOrCreate()
+    finally:
+        if java_home is None:
+            os.environ.pop("JAVA_HOME", None)
+        else:
+            os.environ["JAVA_HOME"] = java_home
     session.sparkContext.setLogLevel("WARN")
+    if aot is not None and aot.action == "train":
+        atexit.register(_await_driver_exit, getattr(session.sparkContext._gateway, "proc", None))
     return session
+
+
+# How long a process whose driver trains the AOT cache waits at exit for the JVM to write it (~5-10 s measured).
+_TRAINING_EXIT_TIMEOUT: Final = 300.0
+
+
+def _await_driver_exit(proc: subprocess.Popen[bytes] | None) -> None:
+    """End the training driver JVM (it exits when its stdin closes) and wait while it writes the AOT cache.
+
+    Otherwise the JVM writes it after this process has gone, and a supervisor that kills the process group once
+    its task ends (Airflow) would cut the write short every time, so no run would ever start from the cache.
+    """
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(timeout=_TRAINING_EXIT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("the Spark driver did not finish writing its AOT cache: %s", exc)

@@ -1,0 +1,54 @@
+"""The AOT cache lifecycle against a real Java 25 JVM: train at exit, promote, use, and survive a broken cache.
+
+The bookkeeping in :mod:`shoplake.streaming.class_sharing` relies on what HotSpot does - ``%p`` in the output
+name, the cache written when the training JVM exits, a refused cache being skipped instead of failing the
+start - so this test runs the JVM itself (a few seconds; the Spark driver does the same with Spark's class path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shoplake.config import get_settings
+from shoplake.jvm import artifacts_dir, newest_java
+from shoplake.streaming import class_sharing
+
+pytestmark = pytest.mark.integration
+
+
+def _java(plan: class_sharing.AotPlan, jar: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert plan.java_home is not None
+    return subprocess.run(
+        [str(plan.java_home / "bin" / "java"), *plan.options, *extra, "-cp", str(jar), "-version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_cache_trained_at_exit_is_promoted_used_and_a_broken_one_skipped(tmp_path: Path) -> None:
+    real = get_settings()
+    settings = dataclasses.replace(real, home=tmp_path / "home", spark_aot_cache=True)
+    if newest_java(class_sharing.MIN_RELEASE, real.spark_aot_java_home) is None:
+        pytest.skip("no Java 25.0.3+ on this machine: Spark drivers run without an AOT cache")
+    jar = sorted(artifacts_dir(real, "spark").glob("*.jar"))[0]
+
+    train = class_sharing.plan(settings, "it-aot", [jar])
+    assert train.action == "train"
+    trained = _java(train, jar)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert class_sharing.plan(settings, "it-aot", [jar]).action == "use"  # promoted: the trainer has exited
+
+    use = class_sharing.plan(settings, "it-aot", [jar])
+    assert use.cache is not None and use.cache.parent == class_sharing.cache_dir(settings)
+    used = _java(use, jar, "-Xlog:aot=info")
+    assert used.returncode == 0 and f"Opened AOT cache {use.cache}" in used.stdout
+
+    use.cache.write_bytes(use.cache.read_bytes()[:65536])  # damaged on disk: the JVM must still start
+    broken = _java(use, jar)
+    assert broken.returncode == 0 and "AOT cache" in broken.stdout + broken.stderr
