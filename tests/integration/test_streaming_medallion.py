@@ -386,6 +386,17 @@ def test_a_partition_whose_rows_fail_midway_leaves_postgres_unchanged(lane: Lane
     assert {r["status"] for r in warehouse_records(lane.cfg)} == {"refunded"}
 
 
+def test_a_batch_repeating_a_new_key_is_merged_not_copied(lane: Lane) -> None:
+    """The direct COPY of new keys refuses a key repeated within the batch; the keyed merge loads it once."""
+    target = warehouse_target(lane.cfg)
+    ensure_table(target)
+    (generated,) = raw_loader.batches(5, "sink-repeat")
+    rows = raw_loader.silver_rows(generated.to_columns(), lane.topic, 0)
+    assert upsert_batches(target, iter(pa.concat_tables([rows, rows.slice(0, 1)]).to_batches())).changed == 5
+    assert warehouse_count(lane.cfg) == 5
+    assert upsert_batches(target, iter(rows.to_batches())).changed == 0  # keys stored already: merged, unchanged
+
+
 def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane: Lane, tmp_path: Path) -> None:
     n = 12_000
     records = [make_record(i) for i in range(n)]
