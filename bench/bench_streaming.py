@@ -175,14 +175,25 @@ def warm_up(spark: Any, settings: Settings, n: int, stages: tuple[str, ...]) -> 
 
 
 def ours(
-    settings: Settings, n: int, pipeline: str, *, core_only: bool = False, warm_up_events: int = 0
+    settings: Settings,
+    n: int,
+    pipeline: str,
+    *,
+    core_only: bool = False,
+    warm_up_events: int = 0,
+    aot_cache: bool = False,
 ) -> dict[str, Any]:
+    from shoplake.jvm import artifacts_dir
+    from shoplake.streaming.class_sharing import plan
     from shoplake.streaming.jobs import run_catch_up
     from shoplake.streaming.session import spark_session
 
     cfg = lane_config(settings, n)
+    app = "shoplake-bench-streaming"
+    # What the session below will do with the AOT cache (the same plan it computes), for the report.
+    aot = plan(settings, app, sorted(artifacts_dir(settings, "spark").glob("*.jar"))).action if aot_cache else "off"
     started = time.perf_counter()
-    spark = spark_session(settings, app_name="shoplake-bench-streaming", shuffle_partitions=cfg.shuffle_partitions)
+    spark = spark_session(settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions, aot_cache=aot_cache)
     session_seconds = time.perf_counter() - started
     stages, cpu, services, load = {}, {}, {}, {}
     timed, core_stages = PIPELINES[pipeline]
@@ -201,6 +212,7 @@ def ours(
     warehouse = drop_schema(settings, cfg)
     return {
         "session_seconds": session_seconds,
+        "aot": aot,
         "warm_up": warm,
         "stages": {
             k: {"seconds": v.seconds, "rows": v.input_rows, "cpu": cpu[k], "services_cpu": services[k], "load": load[k]}
@@ -213,6 +225,16 @@ def ours(
     }
 
 
+# How the driver JVM started, per AOT cache plan (shoplake.streaming.class_sharing).
+AOT_NOTES = {
+    "off": ", started without an AOT cache",
+    "use": ", started from its Java 25 AOT cache (trained by an earlier run: what every orchestrated catch-up after"
+    " the first does)",
+    "train": ", training its Java 25 AOT cache (a first run: the cache is written at exit, after the timing)",
+    "none": ", no AOT cache available (no Java 25.0.3+, or another JVM training it)",
+}
+
+
 def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any], pipeline: str) -> str:
     st = res["stages"]
     timed, core_stages = PIPELINES[pipeline]
@@ -222,7 +244,12 @@ def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any], pipelin
     target = "meets" if rate >= 50_000 else "MISSES"
     warm = res["warm_up"]
     jvm = f"warm JVM (after a {warm['events']:,}-event warm-up catch-up)" if warm else "cold JVM"
-    option = (f" --warm-up {warm['events']}" if warm else "") + (" --core-only" if set(st) == set(core_stages) else "")
+    jvm += AOT_NOTES[res["aot"]]
+    option = (
+        (f" --warm-up {warm['events']}" if warm else "")
+        + (" --core-only" if set(st) == set(core_stages) else "")
+        + (" --aot-cache" if res["aot"] != "off" else "")
+    )
     lines = [
         WARM_SECTION if warm else SECTION,
         "",
@@ -293,6 +320,11 @@ def main() -> int:
         "--core-only", action="store_true", help="time the core stages only (no gold): quicker profiling runs"
     )
     parser.add_argument(
+        "--aot-cache",
+        action="store_true",
+        help="start the driver like an orchestrated catch-up: from the Java 25 AOT cache (the first run trains it)",
+    )
+    parser.add_argument(
         "--warm-up",
         type=int,
         default=0,
@@ -307,7 +339,14 @@ def main() -> int:
     print("produced", produced, flush=True)
     ceil = ceiling(settings, args.n)
     print("ceiling", ceil, flush=True)
-    res = ours(settings, args.n, args.pipeline, core_only=args.core_only, warm_up_events=args.warm_up)
+    res = ours(
+        settings,
+        args.n,
+        args.pipeline,
+        core_only=args.core_only,
+        warm_up_events=args.warm_up,
+        aot_cache=args.aot_cache,
+    )
     print("ours", res, flush=True)
     text = render(args.n, load, ceil, res, args.pipeline)
     print(text)
