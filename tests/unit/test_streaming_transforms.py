@@ -206,30 +206,8 @@ def test_first_per_transaction_keeps_the_earliest_copy(spark: SparkSession) -> N
     )
 
 
-def test_unseen_first_copies_drops_stored_ids_and_later_copies(spark: SparkSession) -> None:
-    rows = silver_rows(
-        validated(
-            spark,
-            [
-                framed(record(transaction_id="a", amount_cents=1)),
-                framed(record(transaction_id="b")),
-                framed(record(transaction_id="a", amount_cents=2)),
-                framed(record(transaction_id="c")),
-            ],
-        )
-    )
-    stored = spark.createDataFrame([("b",), ("z",)], "transaction_id string")
-    out = unseen_first_copies(rows, stored).select("transaction_id", "amount_cents", "kafka_offset")
-    assertDataFrameEqual(
-        out,
-        [
-            Row(transaction_id="a", amount_cents=1, kafka_offset=0),
-            Row(transaction_id="c", amount_cents=12_345, kafka_offset=3),
-        ],
-    )
-
-
-def test_unseen_first_copies_arrow_keeps_the_copies_spark_keeps(spark: SparkSession) -> None:
+def test_unseen_first_copies_drops_stored_ids_and_later_copies_in_spark_and_arrow(spark: SparkSession) -> None:
+    """Both versions keep the first copy of each id the store lacks - the same rows (checked against each other)."""
     rows = silver_rows(
         validated(
             spark,
