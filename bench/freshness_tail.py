@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from shoplake.files import rotated
+
 MEDALLION = "medallion"
 
 
@@ -47,8 +49,7 @@ class Batch:
 
 
 def _json_lines(path: Path) -> Iterable[dict[str, Any]]:
-    rotated = path.with_name(path.name + ".1")
-    for source in (rotated, path):
+    for source in (rotated(path), path):
         if not source.is_file():
             continue
         for line in source.read_text().splitlines():

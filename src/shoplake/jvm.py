@@ -82,7 +82,8 @@ def classpath(folder: Path) -> str:
     return ":".join(jars)
 
 
-_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
+# `java -version`'s first line: major, minor and patch (``"1.8.0_402"``, ``"17.0.15"``, ``"25.0.3"``).
+_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?(?:\.(\d+))?')
 
 
 def java_major(java: str) -> int:
@@ -95,9 +96,6 @@ def java_major(java: str) -> int:
     return int(m.group(2) or 0) if major == 1 else major
 
 
-_RELEASE = re.compile(r'version "(\d+)(?:\.(\d+))?(?:\.(\d+))?')
-
-
 def java_release(java: str) -> tuple[int, int, int]:
     """``(major, minor, patch)`` of ``java`` (``(25, 0, 3)`` for 25.0.3); ``(0, 0, 0)`` when unreadable.
 
@@ -108,7 +106,7 @@ def java_release(java: str) -> tuple[int, int, int]:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False, timeout=60).stderr
     except (OSError, subprocess.TimeoutExpired):
         return (0, 0, 0)
-    m = _RELEASE.search(out)
+    m = _VERSION.search(out)
     if m is None or m.group(1) == "1":
         return (0, 0, 0)
     return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
