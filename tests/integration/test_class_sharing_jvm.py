@@ -20,15 +20,17 @@ from shoplake.streaming import class_sharing
 pytestmark = pytest.mark.integration
 
 
-def _java(plan: class_sharing.AotPlan, jar: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _java(plan: class_sharing.AotPlan, jar: Path, *extra: str) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run ``java -version`` with the plan's options: the JVM's pid and its result."""
     assert plan.java_home is not None
-    return subprocess.run(
+    with subprocess.Popen(
         [str(plan.java_home / "bin" / "java"), *plan.options, *extra, "-cp", str(jar), "-version"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=120,
-    )
+    ) as proc:
+        out, err = proc.communicate(timeout=120)
+    return proc.pid, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_cache_trained_at_exit_is_promoted_used_and_a_broken_one_skipped(tmp_path: Path) -> None:
@@ -40,15 +42,20 @@ def test_a_cache_trained_at_exit_is_promoted_used_and_a_broken_one_skipped(tmp_p
 
     train = class_sharing.plan(settings, "it-aot", [jar])
     assert train.action == "train"
-    trained = _java(train, jar)
+    _, failed = _java(train, jar)  # a run that did not vouch for its JVM (its work failed): its cache is dropped
+    assert failed.returncode == 0, failed.stdout + failed.stderr
+    retrain = class_sharing.plan(settings, "it-aot", [jar])
+    assert retrain.action == "train" and not any(class_sharing.cache_dir(settings).glob("*.part"))
+    pid, trained = _java(retrain, jar)
     assert trained.returncode == 0, trained.stdout + trained.stderr
+    class_sharing.vouch(settings, pid)
     assert class_sharing.plan(settings, "it-aot", [jar]).action == "use"  # promoted: the trainer has exited
 
     use = class_sharing.plan(settings, "it-aot", [jar])
     assert use.cache is not None and use.cache.parent == class_sharing.cache_dir(settings)
-    used = _java(use, jar, "-Xlog:aot=info")
+    _, used = _java(use, jar, "-Xlog:aot=info")
     assert used.returncode == 0 and f"Opened AOT cache {use.cache}" in used.stdout
 
     use.cache.write_bytes(use.cache.read_bytes()[:65536])  # damaged on disk: the JVM must still start
-    broken = _java(use, jar)
+    _, broken = _java(use, jar)
     assert broken.returncode == 0 and "AOT cache" in broken.stdout + broken.stderr

@@ -28,10 +28,17 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _part(folder: Path, pid: int, body: bytes, key: str = KEY) -> Path:
-    part = folder / f"app-{key}.pid{pid}.part"
+def _part(folder: Path, pid: int, body: bytes, key: str = KEY, app: str = "app") -> Path:
+    part = folder / f"{app}-{key}.pid{pid}.part"
     part.write_bytes(body)
     return part
+
+
+def _vouched(settings: Settings, folder: Path, pid: int) -> None:
+    """What a run that finished its work does (class_sharing.vouch) for its driver JVM ``pid``."""
+    assert folder == class_sharing.cache_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    class_sharing.vouch(settings, pid)
 
 
 def test_the_key_changes_with_any_jar_the_jdk_or_the_application(tmp_path: Path) -> None:
@@ -45,22 +52,49 @@ def test_the_key_changes_with_any_jar_the_jdk_or_the_application(tmp_path: Path)
     assert cache_key("/usr/bin/java", (25, 0, 3), [jar], "app") != base
 
 
-def test_a_finished_part_of_an_exited_jvm_becomes_the_cache(tmp_path: Path) -> None:
-    part = _part(tmp_path, _dead_pid(), MAGIC + b"rest")
-    (tmp_path / f"{part.name}.config").write_text("left by a killed trainer")
-    older = tmp_path / "app-oldkeyoldkeyoldkey0.aot"
+def test_a_finished_vouched_part_of_an_exited_jvm_becomes_the_cache(settings: Settings) -> None:
+    folder = class_sharing.cache_dir(settings)
+    pid = _dead_pid()
+    _vouched(settings, folder, pid)
+    part = _part(folder, pid, MAGIC + b"rest")
+    (folder / f"{part.name}.config").write_text("left by a killed trainer")
+    older = folder / "app-oldkeyoldkeyoldkey0.aot"
     older.write_bytes(MAGIC)
-    cache, training = settle(tmp_path, "app", KEY)
-    assert cache == tmp_path / f"app-{KEY}.aot" and not training
+    cache, training = settle(folder, "app", KEY)
+    assert cache == folder / f"app-{KEY}.aot" and not training
     assert cache.read_bytes() == MAGIC + b"rest"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.name]  # part, its config and the old key gone
+    # part, its config, its voucher and the old key gone
+    assert sorted(p.name for p in folder.iterdir()) == [cache.name]
 
 
-def test_a_part_without_its_header_is_dropped_not_used(tmp_path: Path) -> None:
-    part = _part(tmp_path, _dead_pid(), b"\0" * 64)  # HotSpot writes the header last: a killed writer's file
-    assert not is_complete(part)
-    assert settle(tmp_path, "app", KEY) == (None, False)
+def test_a_part_trained_by_a_run_that_failed_is_dropped_and_trained_again(settings: Settings) -> None:
+    folder = class_sharing.cache_dir(settings)
+    folder.mkdir(parents=True)
+    part = _part(folder, _dead_pid(), MAGIC + b"start-up code only")  # complete, but nobody vouched for it
+    assert settle(folder, "app", KEY) == (None, False)
     assert not part.exists()
+
+
+def test_a_voucher_waits_for_its_part_of_another_application(settings: Settings) -> None:
+    folder = class_sharing.cache_dir(settings)
+    pid = _dead_pid()
+    _vouched(settings, folder, pid)
+    other = _part(folder, pid, MAGIC + b"maintenance", app="other")
+    _vouched(settings, folder, _dead_pid())  # a JVM that used a cache, did not train, and is gone
+    assert settle(folder, "app", KEY) == (None, False)  # this application's start settles nothing of "other"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([other.name, f"pid{pid}.ok"])
+    cache, _ = settle(folder, "other", KEY)
+    assert cache is not None and cache.read_bytes() == MAGIC + b"maintenance"
+
+
+def test_a_part_without_its_header_is_dropped_not_used(settings: Settings) -> None:
+    folder = class_sharing.cache_dir(settings)
+    pid = _dead_pid()
+    _vouched(settings, folder, pid)
+    part = _part(folder, pid, b"\0" * 64)  # HotSpot writes the header last: a killed writer's file
+    assert not is_complete(part)
+    assert settle(folder, "app", KEY) == (None, False)
+    assert sorted(folder.iterdir()) == []
 
 
 def test_a_part_whose_jvm_still_runs_means_training_elsewhere(tmp_path: Path) -> None:
@@ -100,8 +134,10 @@ def test_train_then_use_then_fall_back_when_the_folder_is_unusable(
     assert first.action == "train" and first.java_home == java.parent.parent
     assert first.options == (f"-XX:AOTCacheOutput={first.cache}",) and "%p" in str(first.cache)
     assert first.cache is not None
-    # what the training JVM leaves at exit, under its pid
-    written = Path(str(first.cache).replace("%p", f"pid{_dead_pid()}"))
+    # what the training JVM leaves at exit, under its pid, after its run vouched for it
+    pid = _dead_pid()
+    class_sharing.vouch(settings, pid)
+    written = Path(str(first.cache).replace("%p", f"pid{pid}"))
     written.write_bytes(MAGIC)
     second = class_sharing.plan(settings, "my app", [])
     assert second.action == "use" and second.options == (f"-XX:AOTCache={second.cache}",)

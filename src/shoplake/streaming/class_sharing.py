@@ -24,6 +24,10 @@ How the cache lives (``{SHOPLAKE_HOME}/spark/aot``):
   task's process group (Airflow) does not cut the write short. The next start promotes a part whose JVM has
   exited and whose header is written - HotSpot writes the header last, so a JVM killed mid-write leaves a part
   with no magic number, which is deleted - by an atomic rename.
+* Only a run that did its work trains: the cache holds what the training run loaded and compiled, so a run that
+  failed early (a missing topic, a refused start) or found nothing to process would leave a cache of start-up
+  code only, used by every later run. The caller vouches for a run that processed data (:func:`vouch`, a
+  ``pid<pid>.ok`` marker of the driver JVM); a part without one is deleted and the next run trains again.
 * Two JVMs starting at once: a part whose training JVM still runs means "being trained", and the second JVM
   runs without the cache instead of training too. A JVM already using a cache keeps its mapping when a newer
   cache replaces the file.
@@ -41,7 +45,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from shoplake.config import Settings
 from shoplake.jvm import java_release, newest_java
@@ -55,6 +59,7 @@ MIN_RELEASE: Final = (25, 0, 3)
 _MAGIC: Final = (0xF00BABA2).to_bytes(4, "little")
 _SUFFIX: Final = ".aot"
 _PART: Final = ".part"
+_VOUCHED: Final = ".ok"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,26 @@ def _part_pid(part: Path) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
+def _voucher(folder: Path, pid: int) -> Path:
+    return folder / f"pid{pid}{_VOUCHED}"
+
+
+def driver_pid(spark: Any) -> int:
+    """The pid of ``spark``'s driver JVM, as the JVM itself reports it (what ``%p`` in a part's name expands to)."""
+    return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+
+
+def vouch(settings: Settings, driver_pid: int) -> None:
+    """Record that the driver JVM ``driver_pid`` finished its work, so the cache it writes at exit may be used.
+
+    Called by every short run that may train (catch-up, maintenance, the benchmark) after its work succeeded; a
+    JVM that is not training leaves a marker that the next :func:`settle` removes.
+    """
+    folder = cache_dir(settings)
+    if folder.is_dir():
+        _voucher(folder, driver_pid).touch()
+
+
 def is_complete(path: Path) -> bool:
     """Whether the header (written last) is there: a cache whose writer died mid-way has none."""
     try:
@@ -118,18 +143,28 @@ def settle(folder: Path, stem: str, key: str) -> tuple[Path | None, bool]:
         pid = _part_pid(part)
         if pid is not None and _pid_alive(pid):
             training = True  # its JVM runs (or is writing the cache at exit)
-        elif is_complete(part) and not final.exists():
+            continue
+        vouched = pid is not None and _voucher(folder, pid).exists()
+        if vouched and is_complete(part) and not final.exists():
             try:
                 os.replace(part, final)
             except FileNotFoundError:
                 continue  # another session starting at the same time promoted it
             log.info("AOT cache %s ready (trained by JVM %s)", final, pid)
         else:
+            if not vouched:
+                log.info("AOT cache %s discarded: its training run did not finish its work", part.name)
             part.unlink(missing_ok=True)
     for config in folder.glob(f"{stem}-{key}.*{_PART}.config"):  # the training JVM's temporary record
         pid = _part_pid(config.with_suffix(""))
         if pid is None or not _pid_alive(pid):
             config.unlink(missing_ok=True)
+    for voucher in folder.glob(f"pid*{_VOUCHED}"):
+        # Kept while its JVM runs or a part it trained (of any application) waits for that application's start.
+        pid_text = voucher.name[len("pid") : -len(_VOUCHED)]
+        if pid_text.isdigit() and (_pid_alive(int(pid_text)) or any(folder.glob(f"*.pid{pid_text}{_PART}"))):
+            continue
+        voucher.unlink(missing_ok=True)
     if final.exists():
         for stale in folder.glob(f"{stem}-*{_SUFFIX}"):
             if stale != final:  # another key: an older JDK or jar set; a JVM that maps it keeps its copy

@@ -22,6 +22,7 @@ from typing import Any, Final
 from shoplake.config import Settings, env_for_children
 from shoplake.files import tail_lines, write_text
 from shoplake.stack import process
+from shoplake.streaming.class_sharing import driver_pid, vouch
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.storage import check_writable
 
@@ -81,6 +82,8 @@ def run_once(
         stages = queries or tuple(q for q in cfg.continuous_stages if q != "scorer")
         with job_run(settings, "stream", cfg, stages):
             results = run_catch_up(spark, cfg, stages)
+        if any(r.input_rows for r in results):  # it ran batches: the AOT cache its JVM trains holds their code
+            vouch(settings, driver_pid(spark))
     finally:
         spark.stop()
     return [{"query": r.query, "seconds": round(r.seconds, 2), "input_rows": r.input_rows} for r in results]
@@ -97,7 +100,9 @@ def maintain(settings: Settings, retention_hours: int, vacuum: bool = True) -> l
     cfg = load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-delta-maintenance")
     try:
-        return [asdict(r) for r in run_maintenance(spark, cfg, retention_hours=retention_hours, vacuum=vacuum)]
+        results = [asdict(r) for r in run_maintenance(spark, cfg, retention_hours=retention_hours, vacuum=vacuum)]
+        vouch(settings, driver_pid(spark))  # it did its work: the AOT cache its JVM trains may be used
+        return results
     finally:
         spark.stop()
 
