@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from shoplake.config import Settings
 
@@ -112,12 +113,19 @@ def java_release(java: str) -> tuple[int, int, int]:
     return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
 
 
-def newest_java(min_release: tuple[int, int, int], preferred_home: str = "") -> str | None:
+class Java(NamedTuple):
+    """A ``java`` executable and its release (read once: each read runs ``java -version``)."""
+
+    path: str
+    release: tuple[int, int, int]
+
+
+def newest_java(min_release: tuple[int, int, int], preferred_home: str = "") -> Java | None:
     """The ``java`` of the newest release >= ``min_release`` (``preferred_home`` alone when given), or None."""
     cands = [str(Path(preferred_home) / "bin" / "java")] if preferred_home else _java_candidates("")
-    releases = [(java_release(c), c) for c in cands if Path(c).is_file()]
-    fitting = [(release, c) for release, c in releases if release >= min_release]
-    return max(fitting)[1] if fitting else None
+    found = [Java(c, java_release(c)) for c in cands if Path(c).is_file()]
+    fitting = [java for java in found if java.release >= min_release]
+    return max(fitting, key=lambda java: java.release) if fitting else None
 
 
 def _java_candidates(preferred: str) -> list[str]:

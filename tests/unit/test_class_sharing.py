@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shoplake.config import Settings, get_settings
+from shoplake.jvm import Java
 from shoplake.streaming import class_sharing
 from shoplake.streaming.class_sharing import AotPlan, cache_key, is_complete, settle
 from shoplake.streaming.session import spark_conf
@@ -128,8 +129,7 @@ def test_train_then_use_then_fall_back_when_the_folder_is_unusable(
     java = tmp_path / "jdk" / "bin" / "java"
     java.parent.mkdir(parents=True)
     java.write_text("")
-    monkeypatch.setattr(class_sharing, "newest_java", lambda *_: str(java))
-    monkeypatch.setattr(class_sharing, "java_release", lambda _: (25, 0, 3))
+    monkeypatch.setattr(class_sharing, "newest_java", lambda *_: Java(str(java), (25, 0, 3)))
     first = class_sharing.plan(settings, "my app", [])
     assert first.action == "train" and first.java_home == java.parent.parent
     assert first.options == (f"-XX:AOTCacheOutput={first.cache}",) and "%p" in str(first.cache)

