@@ -281,16 +281,15 @@ def service_rss(root: int) -> tuple[int, int]:
     one JVM more: session 4's 3.65 GB "Python processes" sample (~0.7 GB of Python + a 2.9 GB JVM), caught in
     session 5 with a 0.2 s sampler.
     """
-    jvm, jvm_exe, total = 0, "", 0
+    jvm_pid, jvm_exe = driver_jvm(root) or (None, "")
+    jvm, total = 0, 0
     for proc in tree(root):
         exe = _exe(proc.pid)
-        if exe is None:
-            continue
-        if jvm and exe == jvm_exe:
+        if exe is None or (exe == jvm_exe and proc.pid != jvm_pid):
             continue
         rss = proc.rss_pages * _PAGE
-        if not jvm and exe.endswith("/java"):
-            jvm, jvm_exe = rss, exe
+        if proc.pid == jvm_pid:
+            jvm = rss
         total += rss
     return jvm, total
 
