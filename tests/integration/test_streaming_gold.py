@@ -109,6 +109,9 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
     append.write.format("delta").save(str(cfg.silver_path))
     _catch_up(spark, cfg)
     _assert_gold_equals_batch(spark, cfg)
+    # The batch that creates the table appends (nothing to match), then the burst's counts are filled; the
+    # later batches MERGE.
+    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE"]
     burst = spark.read.format("delta").load(str(cfg.gold_customer_windows_path)).where("customer_id = 'C999'")
     assert [r.approx_devices for r in burst.collect()] == [
         r[0] for r in spark.createDataFrame(_burst(T0), SCHEMA).agg(sf.approx_count_distinct("device_id")).collect()
@@ -119,6 +122,7 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
     later.write.format("delta").mode("append").save(str(cfg.silver_path))
     _catch_up(spark, cfg)
     _assert_gold_equals_batch(spark, cfg)
+    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE", "MERGE"]
 
     # Replays change nothing: the same checkpoint (nothing new), and a fresh one (every window upserted again).
     version = _version(spark, cfg.gold_customer_windows_path)
@@ -130,3 +134,9 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
 
 def _version(spark: SparkSession, path: Path) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()[0]["version"])
+
+
+def _operations(spark: SparkSession, path: Path) -> list[str]:
+    """The table's Delta operations, oldest first."""
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
+    return [str(r["operation"]) for r in history]
