@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as sf
 
 from shoplake.config import get_settings
@@ -43,3 +43,28 @@ def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(sp
     assert exact and len(exact) < len(out)
     assert any(r.k < SIZES[r.g] for r in exact)
     assert out[0].ours == 0
+
+
+def test_estimate_is_approx_count_distinct_for_every_register_count(spark: SparkSession) -> None:
+    """Each k = 0..290 occupied registers: a group of k values that all fall in different registers."""
+    candidates = spark.range(6_000).select(sf.concat(sf.lit("v"), sf.col("id").cast("string")).alias("v"), "id")
+    firsts = (
+        candidates.withColumn("r", hll_bitmap.register("v"))
+        .groupBy("r")
+        .agg(sf.min_by("v", "id").alias("v"), sf.min("id").alias("id"))
+        .withColumn("rank", sf.row_number().over(Window.orderBy("id")))
+    )
+    groups = spark.range(0, 291).withColumnRenamed("id", "k")
+    values = groups.join(firsts, firsts["rank"] <= groups["k"], "left").withColumn("r", hll_bitmap.register("v"))
+    out = (
+        values.groupBy("k")
+        .agg(sf.approx_count_distinct("v").alias("spark"), *hll_bitmap.register_bitmap("r", "v"))
+        .select("k", "spark", hll_bitmap.occupied("v").alias("occupied"), hll_bitmap.estimate("v").alias("ours"))
+        .orderBy("k")
+        .collect()
+    )
+    assert [(r.k, r.occupied) for r in out] == [(k, k) for k in range(291)]
+    assert [r.ours for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]] == [
+        r.spark for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]
+    ]
+    assert all(r.ours is None for r in out[hll_bitmap.MAX_EXACT_REGISTERS + 1 :])

@@ -18,6 +18,7 @@ then also needs each register's rank); the caller computes those few with ``appr
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from pyspark.sql import Column
@@ -61,8 +62,17 @@ def occupied(name: str) -> Column:
     return total
 
 
+def linear_count(k: int) -> int:
+    """Spark's estimate for ``k`` occupied registers (``Math.round`` of the linear count; k <= 277)."""
+    return math.floor(REGISTERS * math.log(REGISTERS / (REGISTERS - k)) + 0.5)
+
+
+# Indexed by the number of occupied registers: a constant array replaces a logarithm and a ``round`` per row
+# (Spark rounds a double through ``BigDecimal``: ~4 % of a cold gold run's samples).
+_ESTIMATES: Final = tuple(linear_count(k) for k in range(MAX_EXACT_REGISTERS + 1))
+
+
 def estimate(name: str) -> Column:
     """``approx_count_distinct`` of the values behind bitmap ``name``; NULL above 277 occupied registers."""
-    k = occupied(name)
-    linear = sf.round(sf.lit(float(REGISTERS)) * sf.ln(sf.lit(float(REGISTERS)) / (sf.lit(REGISTERS) - k)))
-    return sf.when(k <= MAX_EXACT_REGISTERS, linear.cast("long"))
+    table = sf.array(*(sf.lit(value).cast("long") for value in _ESTIMATES))
+    return sf.try_element_at(table, occupied(name) + 1)
