@@ -182,7 +182,7 @@ def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ..
     """Upsert ``rows`` on ``keys``; the batch that creates the table appends instead.
 
     No row can match before the table exists, and a MERGE costs far more than an append: Delta writes its
-    source to disk first and joins it with the target twice (a 500k-event catch-up into new tables: ~28 %
+    source to disk first and joins it with the target twice (a 500k-event catch-up into new tables: 20-28 %
     of gold's CPU). The append creates the table in the same commit, so a crash leaves no table and the
     replayed batch appends again; once the table exists, every batch MERGEs.
     """
