@@ -123,6 +123,10 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
     _catch_up(spark, cfg)
     _assert_gold_equals_batch(spark, cfg)
     assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE", "MERGE"]
+    # It rewrote only the partition of the window it updated (all of whose customers came back): nothing of the
+    # first two hours was read into the MERGE or copied (unpartitioned, every file held every window).
+    merge = _last_metrics(spark, cfg.gold_customer_windows_path)
+    assert int(merge["numTargetRowsCopied"]) == 0 and int(merge["numTargetRowsUpdated"]) == 40, merge
 
     # Replays change nothing: the same checkpoint (nothing new), and a fresh one (every window upserted again).
     version = _version(spark, cfg.gold_customer_windows_path)
@@ -134,6 +138,11 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
 
 def _version(spark: SparkSession, path: Path) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()[0]["version"])
+
+
+def _last_metrics(spark: SparkSession, path: Path) -> dict[str, str]:
+    """The operation metrics of the table's newest commit."""
+    return dict(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()[0]["operationMetrics"])
 
 
 def _operations(spark: SparkSession, path: Path) -> list[str]:

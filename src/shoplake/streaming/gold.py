@@ -178,26 +178,43 @@ class GoldWriter:
             fill_large_distincts(batch.sparkSession, self.path, self.silver_path, self.table.large_distincts)
 
 
+# Gold tables are partitioned by their window: a batch's MERGE names the windows it updates, so it reads and
+# rewrites only their partitions. Unpartitioned, every file held every window, and a 4,000-event batch in
+# continuous mode copied the whole customer_behaviour table (392,861 rows to update 687; ~19 CPU-s for the
+# three tables), a cost that grew with the table.
+PARTITION: Final = "window_start"
+
+
 def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ...]) -> None:
-    """Upsert ``rows`` on ``keys``; the batch that creates the table appends instead.
+    """Upsert ``rows`` on ``keys`` into the partitions of their windows; the batch that creates the table appends.
 
     No row can match before the table exists, and a MERGE costs far more than an append: Delta writes its
     source to disk first and joins it with the target twice (a 500k-event catch-up into new tables: 20-28 %
     of gold's CPU). The append creates the table in the same commit, so a crash leaves no table and the
-    replayed batch appends again; once the table exists, every batch MERGEs.
+    replayed batch appends again; once the table exists, every batch MERGEs. The MERGE condition lists the
+    batch's windows as literals: Delta prunes partitions (and files, by their statistics, in a table created
+    unpartitioned by an older version) only on literal predicates of the target, not on the join keys. The rows
+    are cached for that one small query, so the streaming aggregation behind them runs once.
     """
     if not DeltaTable.isDeltaTable(spark, path):
-        rows.write.format("delta").mode("append").save(path)
+        rows.repartition(PARTITION).write.format("delta").partitionBy(PARTITION).mode("append").save(path)
         return
-    condition = " AND ".join(f"t.`{k}` = u.`{k}`" for k in keys)
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(rows.alias("u"), condition)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    rows = rows.persist()
+    try:
+        windows = [row[0] for row in rows.select(PARTITION).distinct().collect()]
+        if not windows:
+            return
+        on_keys = sf.expr(" AND ".join(f"t.`{k}` = u.`{k}`" for k in keys))
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(rows.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    finally:
+        rows.unpersist()
 
 
 def fill_large_distincts(
