@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from bench_streaming import drop_schema, lane_config, machine, produce
 from benchmarks_md import write_section
-from process_tree import cpu_seconds, loadavg
+from process_tree import measured
 
 from shoplake.config import Settings, get_settings
 
@@ -85,15 +84,8 @@ def run(n: int) -> list[dict[str, Any]]:
     ]
     results = []
     for label, work in plan:
-        load, before, started = loadavg(), cpu_seconds(), time.perf_counter()
-        rows = work()
-        result = {
-            "stage": label,
-            "rows": rows,
-            "seconds": time.perf_counter() - started,
-            "cpu": cpu_seconds() - before,
-            "load": load,
-        }
+        rows, took = measured(work)
+        result = {"stage": label, "rows": rows, **took}
         print(result, flush=True)
         results.append(result)
     spark.stop()

@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 from benchmarks_md import write_section
-from process_tree import cpu_seconds, loadavg
+from process_tree import cpu_seconds, loadavg, measured
 from psycopg import sql
 
 from shoplake.config import Settings, get_settings
@@ -159,16 +159,8 @@ def warm_up(spark: Any, settings: Settings, n: int, stages: tuple[str, ...]) -> 
 
     warm_settings, produced = produce(settings, n, f"{settings.kafka_topic}-warmup")
     cfg = lane_config(warm_settings, n)
-    load, before, started = loadavg(), cpu_seconds(), time.perf_counter()
-    rows = sum(run_catch_up(spark, cfg, (stage,))[0].input_rows for stage in stages)
-    result = {
-        "events": n,
-        "rows": rows,
-        "seconds": time.perf_counter() - started,
-        "cpu": cpu_seconds() - before,
-        "load": load,
-        "topic": produced["topic"],
-    }
+    rows, took = measured(lambda: sum(run_catch_up(spark, cfg, (stage,))[0].input_rows for stage in stages))
+    result = {"events": n, "rows": rows, **took, "topic": produced["topic"]}
     drop_schema(settings, cfg)
     print("warm-up", result, flush=True)
     return result

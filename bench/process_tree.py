@@ -9,8 +9,13 @@ itself do not. A Spark application is a tree: the Python driver, its JVM (spark-
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -65,3 +70,10 @@ def rss_bytes(root: int) -> int:
 
 def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measured(work: Callable[[], T]) -> tuple[T, dict[str, float | str]]:
+    """Run ``work``: its result and what it took (wall ``seconds``, ``cpu`` of this process tree, start ``load``)."""
+    load, before, started = loadavg(), cpu_seconds(), time.perf_counter()
+    value = work()
+    return value, {"seconds": time.perf_counter() - started, "cpu": cpu_seconds() - before, "load": load}

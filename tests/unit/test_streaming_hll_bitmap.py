@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as sf
 
 from shoplake.config import get_settings
@@ -24,24 +24,31 @@ def spark() -> Iterator[SparkSession]:
     yield spark_session(get_settings(), app_name="shoplake-unit", shuffle_partitions=1)
 
 
-def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(spark: SparkSession) -> None:
-    rows = [(g, f"dev-{g}-{i}") for g, size in enumerate(SIZES) for i in range(size) for _ in range(2)]
-    rows += [(g, None) for g in range(len(SIZES))]
-    values = spark.createDataFrame(rows, "g int, v string").withColumn("r", hll_bitmap.register("v"))
-    out = (
-        values.groupBy("g")
+def _estimates(values: DataFrame, group: str) -> list[Row]:
+    """Per ``group`` of ``values`` (columns ``v`` and its register ``r``): Spark's count, occupied registers, ours."""
+    return (
+        values.groupBy(group)
         .agg(sf.approx_count_distinct("v").alias("spark"), *hll_bitmap.register_bitmap("r", "v"))
-        .select("g", "spark", hll_bitmap.occupied("v").alias("k"), hll_bitmap.estimate("v").alias("ours"))
-        .orderBy("g")
+        .select(group, "spark", hll_bitmap.occupied("v").alias("occupied"), hll_bitmap.estimate("v").alias("ours"))
+        .orderBy(group)
         .collect()
     )
+
+
+def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(spark: SparkSession) -> None:
+    rows: list[tuple[int, str | None]] = [
+        (g, f"dev-{g}-{i}") for g, size in enumerate(SIZES) for i in range(size) for _ in range(2)
+    ]
+    rows += [(g, None) for g in range(len(SIZES))]
+    values = spark.createDataFrame(rows, "g int, v string").withColumn("r", hll_bitmap.register("v"))
+    out = _estimates(values, "g")
     assert [r.g for r in out] == list(range(len(SIZES)))
-    exact = [r for r in out if r.k <= hll_bitmap.MAX_EXACT_REGISTERS]
+    exact = [r for r in out if r.occupied <= hll_bitmap.MAX_EXACT_REGISTERS]
     assert [r.ours for r in exact] == [r.spark for r in exact]
-    assert all(r.ours is None for r in out if r.k > hll_bitmap.MAX_EXACT_REGISTERS)
+    assert all(r.ours is None for r in out if r.occupied > hll_bitmap.MAX_EXACT_REGISTERS)
     # Both regimes are exercised, and values sharing a register (k < distinct values) are among the exact ones.
     assert exact and len(exact) < len(out)
-    assert any(r.k < SIZES[r.g] for r in exact)
+    assert any(r.occupied < SIZES[r.g] for r in exact)
     assert out[0].ours == 0
 
 
@@ -56,13 +63,7 @@ def test_estimate_is_approx_count_distinct_for_every_register_count(spark: Spark
     )
     groups = spark.range(0, 291).withColumnRenamed("id", "k")
     values = groups.join(firsts, firsts["rank"] <= groups["k"], "left").withColumn("r", hll_bitmap.register("v"))
-    out = (
-        values.groupBy("k")
-        .agg(sf.approx_count_distinct("v").alias("spark"), *hll_bitmap.register_bitmap("r", "v"))
-        .select("k", "spark", hll_bitmap.occupied("v").alias("occupied"), hll_bitmap.estimate("v").alias("ours"))
-        .orderBy("k")
-        .collect()
-    )
+    out = _estimates(values, "k")
     assert [(r.k, r.occupied) for r in out] == [(k, k) for k in range(291)]
     assert [r.ours for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]] == [
         r.spark for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]
