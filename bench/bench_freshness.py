@@ -25,9 +25,12 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
    batches had in common (a concurrent gold batch, a Delta checkpoint, a phase that took longer).
 6. With ``--native-memory``, runs the driver JVM with native memory tracking and reports which of its areas
    grew over the steady part and how much of the RSS growth lies outside them (``native_memory``).
+7. Splits the run into slices (one per 10 minutes, at least four) and reports per gold table what its MERGE
+   commits copied and how long its batches took as the table grew (``gold_trend``).
 
-``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); a higher
-``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
+``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); ``--minutes
+60 --section soak`` the long run that shows whether gold's per-batch cost stays flat ("Streaming soak"); a
+higher ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
 START,STEP,MAX`` first searches that rate (short probes, see ``rate_search``), then runs the load test at the
 highest rate that kept up.
 """
@@ -55,6 +58,8 @@ from benchmarks_md import write_section
 from confluent_kafka import Producer
 from freshness_tail import Commit, attribute, checkpoint_times, read_batches, read_phases
 from freshness_tail import render as render_tail
+from gold_trend import render as render_gold_trend
+from gold_trend import trend as gold_trend
 from native_memory import NativeMemory, with_tracking
 from native_memory import render as render_native_memory
 from process_tree import cpu_seconds, loadavg, tree
@@ -70,7 +75,11 @@ from shoplake.ingestion.verify import end_offsets
 from shoplake.streaming.batch_phases import phases_path
 from shoplake.streaming.config import load_streaming_config
 
-SECTIONS = {"freshness": "## Streaming freshness", "load-test": "## Streaming load test"}
+SECTIONS = {
+    "freshness": "## Streaming freshness",
+    "load-test": "## Streaming load test",
+    "soak": "## Streaming soak",
+}
 SAMPLE_SECONDS = 5.0
 
 
@@ -485,6 +494,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
         "oscillates with the trigger intervals, so compare thirds too).",
         *render_tail(res["tail"]),
+        *render_gold_trend(res["gold"]),
         *render_native_memory(res["native_memory"]),
     ]
     return "\n".join(lines) + "\n"
@@ -577,9 +587,10 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         service.stop_background(lane.settings)
     since_ms = (t_start + args.warmup_seconds) * 1000.0
     commits = silver_commits(lane.root / "silver/transactions")
+    batches = read_batches(cfg.metrics_path)
     tail = attribute(
         commits,
-        read_batches(cfg.metrics_path),
+        batches,
         read_phases(phases_path(cfg.metrics_path)),
         checkpoint_times([lane.root / "bronze/transactions", lane.root / "silver/transactions"]),
         since=since_ms / 1000.0,
@@ -590,6 +601,8 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         "drain_seconds": drain,
         "silver": percentiles(silver_latencies(commits, since_ms)),
         "tail": tail,
+        # A slice per 10 minutes (at least 4): in a long run, whether gold's per-batch cost grows with its tables.
+        "gold": gold_trend(lane.root / "gold", batches, t_start, produce_end, max(4, round(args.minutes / 10))),
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,
