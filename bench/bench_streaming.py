@@ -175,18 +175,16 @@ def ours(
     warm_up_events: int = 0,
     aot_cache: bool = False,
 ) -> dict[str, Any]:
-    from shoplake.jvm import artifacts_dir
-    from shoplake.streaming.class_sharing import driver_pid, plan, vouch
+    from shoplake.streaming.class_sharing import driver_pid, vouch
     from shoplake.streaming.jobs import run_catch_up
-    from shoplake.streaming.session import spark_session
+    from shoplake.streaming.session import AOT_ACTION_CONF, spark_session
 
     cfg = lane_config(settings, n)
     app = "shoplake-bench-streaming"
-    # What the session below will do with the AOT cache (the same plan it computes), for the report.
-    aot = plan(settings, app, sorted(artifacts_dir(settings, "spark").glob("*.jar"))).action if aot_cache else "off"
     started = time.perf_counter()
     spark = spark_session(settings, app_name=app, shuffle_partitions=cfg.shuffle_partitions, aot_cache=aot_cache)
     session_seconds = time.perf_counter() - started
+    aot = spark.conf.get(AOT_ACTION_CONF, "off") or "off"  # what the driver did with the AOT cache, for the report
     stages, cpu, services, load = {}, {}, {}, {}
     timed, core_stages = PIPELINES[pipeline]
     warm = warm_up(spark, settings, warm_up_events, core_stages) if warm_up_events else None

@@ -44,6 +44,7 @@ from delta.tables import DeltaTable
 from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
@@ -273,20 +274,19 @@ class Refiner:
         silver then commits - the guarantee one big transaction gave, without collecting the batch on the
         driver (a 1,000,000-event batch collected whole ran the 2 GB driver out of memory).
         """
-        loaded = rows.mapInArrow(partition_loader(warehouse), LOADED_SCHEMA).collect()  # one row per partition
+        schema = from_arrow_schema(LOADED_SCHEMA)
+        loaded = rows.mapInArrow(partition_loader(warehouse), schema).collect()  # one row per partition
         return sum(int(row.changed) for row in loaded)
 
     def _stored_ids(self, spark: SparkSession, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> pa.Array | None:
         """:meth:`_ids_to_drop` on the driver: None when every id is new and unique, else the stored ids."""
         try:
-            stored = self._silver_ids.stored(ids, _utc_datetime(low_ms), _utc_datetime(high_ms))
+            stored = self._lookup(ids, low_ms, high_ms)
         except LookupUnavailableError as exc:
             log.warning("dedup falls back to a Spark read of silver's ids: %s", exc)
             fallback = self._stored_ids_spark(spark, low_ms, high_ms).toArrow().column("transaction_id")
             stored = pc.unique(fallback.filter(pc.is_in(fallback, value_set=pc.unique(ids))))
-        if len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids):
-            return None
-        return stored.cast(pa.string())
+        return None if _nothing_to_drop(ids, stored) else stored.cast(pa.string())
 
     def _ids_to_drop(self, rows: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
         """None when every id is new and unique (the normal case), else the stored ids to anti-join away.
@@ -294,16 +294,17 @@ class Refiner:
         A batch that repeats an id within itself gets the (possibly empty) stored ids, so the anti-join's
         first-copy step runs too.
         """
-        low, high = _utc_datetime(low_ms), _utc_datetime(high_ms)
         spark = rows.sparkSession
         try:
-            stored = self._silver_ids.stored(ids, low, high)
+            stored = self._lookup(ids, low_ms, high_ms)
         except LookupUnavailableError as exc:
             log.warning("dedup falls back to a Spark join: %s", exc)
             return self._stored_ids_spark(spark, low_ms, high_ms)
-        if len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids):
-            return None
-        return spark.createDataFrame(pa.table({"transaction_id": stored}))
+        return None if _nothing_to_drop(ids, stored) else spark.createDataFrame(pa.table({"transaction_id": stored}))
+
+    def _lookup(self, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> pa.Array:
+        """Which of ``ids`` silver holds (delta-rs); raises :class:`LookupUnavailableError` to fall back to Spark."""
+        return self._silver_ids.stored(ids, _utc_datetime(low_ms), _utc_datetime(high_ms))
 
     @cached_property
     def _silver_ids(self) -> SilverIds:
@@ -359,6 +360,11 @@ _UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
 def _ids(rows: DataFrame) -> pa.ChunkedArray:
     """The rows' ``transaction_id``s on the driver: all the dedup lookup needs (~40 bytes a row)."""
     return rows.select("transaction_id").toArrow().column("transaction_id")
+
+
+def _nothing_to_drop(ids: pa.ChunkedArray, stored: pa.Array) -> bool:
+    """Every id is new and unique within the batch: the normal case, which needs no anti-join."""
+    return len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids)
 
 
 def _utc_datetime(epoch_ms: int) -> datetime:

@@ -38,6 +38,8 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # arena. Measured over an 8-minute freshness run: 18 arenas holding 346 MB resident by default, still growing,
 # against 2 arenas holding 117 MB (what the JVM's own mallocs need, per native memory tracking) with this cap.
 MALLOC_ARENAS: Final = "2"
+# The session conf holding what a short session's driver did with its AOT cache (use, train, none); unset = off.
+AOT_ACTION_CONF: Final = "spark.shoplake.aotCache"
 
 # Spark compiles code for plans as micro-batches run (~400 classes a minute in the continuous service, each
 # generated class in a class loader of its own); classes no longer used, their metadata and their JIT-compiled
@@ -184,6 +186,9 @@ def spark_conf(
         # (measured: -20 % CPU per append, -40 % per silver read; bench/bench_medallion_batch.py).
         "spark.databricks.delta.snapshotPartitions": "1",
     }
+    if aot is not None:
+        # What this launch did with the cache, readable from the session (benchmarks report it, the UI shows it).
+        conf[AOT_ACTION_CONF] = aot.action
     if aot is not None and aot.options:
         conf["spark.driver.extraClassPath"] = ":".join(str(j) for j in jars)
     if settings.bind_host in _LOOPBACK:

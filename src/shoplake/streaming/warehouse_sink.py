@@ -157,8 +157,9 @@ def upsert_batches(
     return Upserted(rows, changed)
 
 
-# The result schema of :func:`partition_loader`'s function (one row per Spark partition).
-LOADED_SCHEMA: Final = "rows long, changed long"
+# The result schema of :func:`partition_loader`'s function (one row per Spark partition); ``mapInArrow`` gets
+# it converted to Spark's types, so the two cannot drift apart.
+LOADED_SCHEMA: Final = pa.schema([("rows", pa.int64()), ("changed", pa.int64())])
 
 
 def partition_loader(
@@ -174,10 +175,7 @@ def partition_loader(
 
     def load(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         done = upsert_batches(target, batches, columns)
-        yield pa.RecordBatch.from_pydict(
-            {"rows": [done.rows], "changed": [done.changed]},
-            schema=pa.schema([("rows", pa.int64()), ("changed", pa.int64())]),
-        )
+        yield pa.RecordBatch.from_pydict({"rows": [done.rows], "changed": [done.changed]}, schema=LOADED_SCHEMA)
 
     return load
 
