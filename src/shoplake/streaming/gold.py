@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import deltalake
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.streaming.query import StreamingQuery
 
-from shoplake.streaming import hll_bitmap, table_properties
+from shoplake.streaming import hll_bitmap
 from shoplake.streaming.config import StreamingConfig
 
 
@@ -184,20 +183,16 @@ class GoldWriter:
 # continuous mode copied the whole customer_behaviour table (392,861 rows to update 687; ~19 CPU-s for the
 # three tables), a cost that grew with the table.
 PARTITION: Final = "window_start"
-
-# Inside its window's partition a batch's MERGE still rewrote every file holding a row it updates: the current
-# hour of customer_behaviour gains a row per active customer (up to ~20,000), so a batch copied the unchanged
-# rows of those files, a cost climbing through each hour. With deletion vectors (:data:`table_properties.GOLD`)
-# the MERGE marks the old rows deleted in a small vector file and writes only the new rows; readers (Spark,
-# delta-rs) skip the marked rows, and ``shoplake maintain``'s OPTIMIZE rewrites files with many of them.
+# Deletion vectors (a MERGE marks the old rows deleted instead of copying a file's unchanged rows) were measured
+# and do not pay here: 40 MERGEs of a 4,000-event batch into one customer_behaviour hour (~3,600 customers each,
+# up to 20,000 rows) copied up to 16,121 rows per batch without them but cost a median 1.9-2.9 CPU-s, and
+# 3.4-5.8 CPU-s with them (no copy, but a new file per batch and a deletion vector rewritten on nearly every
+# earlier file of the partition, 40 files by the 40th batch). The rows are small; rewriting the partition's one
+# file is cheaper than tracking deletions across many.
 
 
 def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ...]) -> None:
     """Upsert ``rows`` on ``keys`` into the partitions of their windows; the batch that creates the table appends.
-
-    The creating append sets the gold table properties (Delta takes ``delta.*`` write options as the new table's
-    configuration and upgrades its protocol to match; on an existing table they are ignored (checked), see
-    :func:`enable_deletion_vectors`).
 
     No row can match before the table exists, and a MERGE costs far more than an append: Delta writes its
     source to disk first and joins it with the target twice (a 500k-event catch-up into new tables: 20-28 %
@@ -208,8 +203,7 @@ def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ..
     are cached for that one small query, so the streaming aggregation behind them runs once.
     """
     if not DeltaTable.isDeltaTable(spark, path):
-        writer = rows.repartition(PARTITION).write.format("delta").partitionBy(PARTITION)
-        writer.options(**table_properties.GOLD).mode("append").save(path)
+        rows.repartition(PARTITION).write.format("delta").partitionBy(PARTITION).mode("append").save(path)
         return
     rows = rows.persist()
     try:
@@ -264,22 +258,8 @@ def fill_large_distincts(
     )
 
 
-def enable_deletion_vectors(path: Path) -> dict[str, str]:
-    """Give a gold table created by an older version the gold properties; returns what was set (idempotent).
-
-    Set with delta-rs (:func:`table_properties.apply`), which also upgrades the table's protocol to reader 3 /
-    writer 7 with the ``deletionVectors`` feature, so Spark's next MERGE writes deletion vectors (checked).
-    delta-rs 1.6 adds the ``variantType`` feature in that upgrade as well: Spark 4 and delta-rs, this project's
-    only readers, support it. Tables that do not exist yet get the properties from their creating append.
-    """
-    if not deltalake.DeltaTable.is_deltatable(str(path)):
-        return {}
-    return table_properties.apply(str(path), table_properties.GOLD)
-
-
 def start_gold(spark: SparkSession, cfg: StreamingConfig, table: GoldTable, trigger: dict[str, Any]) -> StreamingQuery:
     """One streaming aggregation per gold table (own checkpoint under ``checkpoints/gold``)."""
-    enable_deletion_vectors(table.path(cfg))
     silver = spark.readStream.format("delta").load(str(cfg.silver_path)).withWatermark("event_time", cfg.watermark)
     return (
         table.build(silver)

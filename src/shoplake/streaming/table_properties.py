@@ -14,9 +14,6 @@ paid per micro-batch:
 * ``parquet.enable.dictionary#<column>`` off for columns that are unique per row (ids, raw message bytes):
   a dictionary there only costs CPU before Parquet gives up on it and falls back to plain encoding. Delta
   hands table properties to the Parquet writer's configuration; a ``.option()`` of the write does not (checked).
-* ``delta.enableDeletionVectors`` (gold only, :data:`GOLD`): gold is written by MERGE, which otherwise
-  copies every unchanged row of a file holding a row it updates (see :mod:`.gold`). Bronze and silver are
-  append-only, so deletion vectors would change nothing there.
 
 Measured (driver JVM CPU, machine load 5-17): the same 500,000 rows appended from a cache, bronze 3.3 -> 1.8
 CPU-s and silver 10.2 -> 3.5 CPU-s (statistics and dictionaries about half each); in a 500,000-event
@@ -33,7 +30,6 @@ from deltalake import DeltaTable
 
 STATS_COLUMNS: Final = "delta.dataSkippingStatsColumns"
 CHECKPOINT_INTERVAL: Final = "delta.checkpointInterval"
-DELETION_VECTORS: Final = "delta.enableDeletionVectors"
 
 
 def _plain(*columns: str) -> dict[str, str]:
@@ -50,7 +46,6 @@ SILVER: Final = {
     STATS_COLUMNS: "transaction_id,event_time,customer_id,kafka_partition,kafka_offset",
     **_plain("transaction_id", "kafka_offset"),
 }
-GOLD: Final = {DELETION_VECTORS: "true"}
 
 
 def missing(current: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
