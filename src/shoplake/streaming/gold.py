@@ -237,22 +237,25 @@ def fill_large_distincts(
     """
     missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
     pending = spark.read.format("delta").load(path).where(missing).select("window_start", "window_end", "customer_id")
-    bounds = pending.agg(sf.min("window_start"), sf.max("window_end")).first()
-    if bounds is None or bounds[0] is None:
+    windows = pending.select("window_start", "window_end").distinct().collect()
+    if not windows:
         return
+    low, high = min(w.window_start for w in windows), max(w.window_end for w in windows)
     counts = (
         spark.read.format("delta")
         .load(silver_path)
-        .where((sf.col("event_time") >= bounds[0]) & (sf.col("event_time") < bounds[1]))
+        .where((sf.col("event_time") >= low) & (sf.col("event_time") < high))
         .withColumn("window_start", sf.window("event_time", "1 hour").getField("start"))
         .join(pending.select("window_start", "customer_id"), ["window_start", "customer_id"], "left_semi")
         .groupBy("window_start", "customer_id")
         .agg(*(sf.approx_count_distinct(source).alias(published) for source, published in distincts))
     )
+    on_keys = sf.expr("t.window_start = u.window_start AND t.customer_id = u.customer_id")
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
-        .merge(counts.alias("u"), "t.window_start = u.window_start AND t.customer_id = u.customer_id")
+        # The windows as literals, as in :func:`_upsert`: the MERGE reads and rewrites only their partitions.
+        .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin([w.window_start for w in windows]) & on_keys)
         .whenMatchedUpdate(set={p: f"coalesce(t.`{p}`, u.`{p}`)" for _, p in distincts})
         .execute()
     )
