@@ -60,10 +60,10 @@ def _rows(start: dt.datetime, n: int, salt: int) -> list[tuple[object, ...]]:
 
 
 def _burst(at: dt.datetime) -> list[tuple[object, ...]]:
-    """One customer-hour with 450 distinct devices: more than the bitmap can count exactly."""
+    """One customer-hour with 1,000 distinct devices: more than the bitmap can count exactly (~440 registers)."""
     return [
-        (at + dt.timedelta(seconds=i), "C999", "M001", "travel", "US", "USD", 100, True, f"bot-{i}", "NG")
-        for i in range(450)
+        (at + dt.timedelta(seconds=i * 3 // 2), "C999", "M001", "travel", "US", "USD", 100, True, f"bot-{i}", "NG")
+        for i in range(1_000)
     ]
 
 

@@ -15,8 +15,8 @@ from shoplake.streaming.session import spark_session
 pytestmark = pytest.mark.unit
 
 # Distinct values per group, each value sent twice, plus a NULL per group: from an empty group up to groups
-# whose registers cannot all be told apart (~400 distinct values occupy more than 277 of the 512).
-SIZES = (0, 1, 2, 3, 7, 20, 60, 150, 250, 330, 380, 420, 500, 700)
+# whose registers cannot all be told apart (~635 distinct values occupy more than 364 of the 512).
+SIZES = (0, 1, 2, 3, 7, 20, 60, 150, 250, 330, 380, 420, 500, 700, 1000, 1500)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def _estimates(values: DataFrame, group: str) -> list[Row]:
     )
 
 
-def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(spark: SparkSession) -> None:
+def test_estimate_is_approx_count_distinct_up_to_364_registers_and_null_above(spark: SparkSession) -> None:
     rows: list[tuple[int, str | None]] = [
         (g, f"dev-{g}-{i}") for g, size in enumerate(SIZES) for i in range(size) for _ in range(2)
     ]
@@ -53,7 +53,7 @@ def test_estimate_is_approx_count_distinct_up_to_277_registers_and_null_above(sp
 
 
 def test_estimate_is_approx_count_distinct_for_every_register_count(spark: SparkSession) -> None:
-    """Each k = 0..290 occupied registers: a group of k values that all fall in different registers."""
+    """Each k = 0..380 occupied registers: a group of k values that all fall in different registers."""
     candidates = spark.range(6_000).select(sf.concat(sf.lit("v"), sf.col("id").cast("string")).alias("v"), "id")
     firsts = (
         candidates.withColumn("r", hll_bitmap.register("v"))
@@ -61,10 +61,10 @@ def test_estimate_is_approx_count_distinct_for_every_register_count(spark: Spark
         .agg(sf.min_by("v", "id").alias("v"), sf.min("id").alias("id"))
         .withColumn("rank", sf.row_number().over(Window.orderBy("id")))
     )
-    groups = spark.range(0, 291).withColumnRenamed("id", "k")
+    groups = spark.range(0, 381).withColumnRenamed("id", "k")
     values = groups.join(firsts, firsts["rank"] <= groups["k"], "left").withColumn("r", hll_bitmap.register("v"))
     out = _estimates(values, "k")
-    assert [(r.k, r.occupied) for r in out] == [(k, k) for k in range(291)]
+    assert [(r.k, r.occupied) for r in out] == [(k, k) for k in range(381)]
     assert [r.ours for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]] == [
         r.spark for r in out[: hll_bitmap.MAX_EXACT_REGISTERS + 1]
     ]

@@ -228,14 +228,14 @@ def fill_large_distincts(
 ) -> None:
     """Fill the distinct counts a register bitmap could not give (NULL) with ``approx_count_distinct``.
 
-    Only customer-hours with more than 277 occupied registers (~400 distinct devices, IP countries or merchants)
+    Only customer-hours with more than 364 occupied registers (~635 distinct devices, IP countries or merchants)
     are NULL. With realistic traffic there are none, and this costs one query of the table that Delta answers from
     its file statistics (null counts) without reading a file. In a dense stream (the freshness benchmark's
     2,000 events/s over 20,000 customers) heavy customers pass it, and every batch re-reads its windows' silver
-    rows here: 14 -> 37 s per batch over an hour in the soak (BENCHMARKS.md). The counts come from silver's
-    rows of those windows, which may include events that arrived behind the watermark and were not aggregated;
-    the other columns keep the streaming values. A crash between the upsert and this fill leaves NULLs that the
-    next batch fills.
+    rows here: 14 -> 37 s per batch over an hour in the soak (BENCHMARKS.md, with the earlier limit of 277). The
+    counts come from silver's rows of those windows, which may include events that arrived behind the watermark
+    and were not aggregated; the other columns keep the streaming values. A crash between the upsert and this
+    fill leaves NULLs that the next batch fills.
     """
     missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
     pending = spark.read.format("delta").load(path).where(missing).select("window_start", "window_end", "customer_id")
