@@ -67,6 +67,11 @@ def read_commits(table: Path) -> list[GoldCommit]:
     return out
 
 
+def _mean(values: Sequence[float]) -> float:
+    """Mean of ``values``, 0 for a slice without any."""
+    return statistics.fmean(values) if values else 0.0
+
+
 @dataclass(frozen=True)
 class Slice:
     """One time slice of one gold table (all means over the slice's MERGE commits or batches)."""
@@ -102,12 +107,12 @@ def slices(
                 end_min=(hi - start) / 60,
                 table_rows=rows,
                 merges=len(merges),
-                rows_copied_mean=statistics.fmean([c.rows_copied for c in merges]) if merges else 0.0,
+                rows_copied_mean=_mean([c.rows_copied for c in merges]),
                 rows_copied_max=max((c.rows_copied for c in merges), default=0),
-                files_removed_mean=statistics.fmean([c.files_removed for c in merges]) if merges else 0.0,
-                merge_ms_mean=statistics.fmean([c.execution_ms for c in merges]) if merges else 0.0,
+                files_removed_mean=_mean([c.files_removed for c in merges]),
+                merge_ms_mean=_mean([c.execution_ms for c in merges]),
                 batches=len(runs),
-                batch_s_mean=statistics.fmean([b.seconds for b in runs]) if runs else 0.0,
+                batch_s_mean=_mean([b.seconds for b in runs]),
             )
         )
     return out
