@@ -21,6 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
 from shoplake.monitoring import delta_health
+from shoplake.streaming import table_properties
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.gold import GOLD_TABLES, GoldTable, flatten_window, start_gold
 from shoplake.streaming.session import spark_session
@@ -28,6 +29,7 @@ from shoplake.streaming.session import spark_session
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
+BURST = T0 + dt.timedelta(minutes=70)
 SCHEMA = (
     "event_time timestamp, customer_id string, merchant_id string, merchant_category string, "
     "merchant_country string, currency string, amount_cents long, is_fraud boolean, device_id string, "
@@ -59,11 +61,11 @@ def _rows(start: dt.datetime, n: int, salt: int) -> list[tuple[object, ...]]:
     ]
 
 
-def _burst(at: dt.datetime) -> list[tuple[object, ...]]:
+def _burst(at: dt.datetime, devices: range = range(1_000)) -> list[tuple[object, ...]]:
     """One customer-hour with 1,000 distinct devices: more than the bitmap can count exactly (~440 registers)."""
     return [
         (at + dt.timedelta(seconds=i * 3 // 2), "C999", "M001", "travel", "US", "USD", 100, True, f"bot-{i}", "NG")
-        for i in range(1_000)
+        for i in devices
     ]
 
 
@@ -102,13 +104,19 @@ def _assert_gold_equals_batch(spark: SparkSession, cfg: StreamingConfig) -> None
         assertDataFrameEqual(gold, _reference(table, silver), checkRowOrder=False)
 
 
-def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSession, tmp_path: Path) -> None:
+@pytest.mark.parametrize("change_feed", [True, False], ids=["silver-change-feed", "silver-without-change-feed"])
+def test_gold_equals_batch_aggregation_across_batches_and_replays(
+    spark: SparkSession, tmp_path: Path, change_feed: bool
+) -> None:
+    """Without a change feed on silver (its properties never applied) the burst is counted from silver itself."""
     cfg = dataclasses.replace(
         load_streaming_config(dataclasses.replace(get_settings(), delta_base_path=tmp_path)),
         checkpoint_root=tmp_path / "checkpoints",
     )
-    append = spark.createDataFrame(_rows(T0, 1_500, 0) + _burst(T0 + dt.timedelta(minutes=70)), SCHEMA)
+    append = spark.createDataFrame(_rows(T0, 1_500, 0) + _burst(BURST), SCHEMA)
     append.write.format("delta").save(str(cfg.silver_path))
+    if change_feed:
+        table_properties.apply(str(cfg.silver_path), table_properties.SILVER)
     _catch_up(spark, cfg)
     _assert_gold_equals_batch(spark, cfg)
     # The batch that creates the table appends (nothing to match), then the burst's counts are filled; the
@@ -119,16 +127,30 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(spark: SparkSe
         r[0] for r in spark.createDataFrame(_burst(T0), SCHEMA).agg(sf.approx_count_distinct("device_id")).collect()
     ]
 
-    # A second batch updating the last window and opening new ones (all within the 2-hour watermark).
-    later = spark.createDataFrame(_rows(T0 + dt.timedelta(hours=2, minutes=30), 600, 1), SCHEMA)
+    # A second batch updating the last window and opening new ones (all within the 2-hour watermark), and
+    # 200 more devices in the burst's window.
+    later = spark.createDataFrame(
+        _rows(T0 + dt.timedelta(hours=2, minutes=30), 600, 1) + _burst(BURST, range(1_000, 1_200)), SCHEMA
+    )
     later.write.format("delta").mode("append").save(str(cfg.silver_path))
     _catch_up(spark, cfg)
     _assert_gold_equals_batch(spark, cfg)
-    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE", "MERGE"]
-    # It rewrote only the partition of the window it updated (all of whose customers came back): nothing of the
-    # first two hours was read into the MERGE or copied (unpartitioned, every file held every window).
-    merge = _last_metrics(spark, cfg.gold_customer_windows_path)
-    assert int(merge["numTargetRowsCopied"]) == 0 and int(merge["numTargetRowsUpdated"]) == 40, merge
+    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE", "MERGE", "MERGE"]
+    # The upsert rewrote only the partitions of the windows it updated (10:00, all of whose customers came back,
+    # and the burst's 09:00, whose 40 other customers it copied): nothing of 08:00 was read into the MERGE or
+    # copied (unpartitioned, every file held every window). The last commit fills the burst again.
+    upsert = _metrics(spark, cfg.gold_customer_windows_path, 2)
+    assert (int(upsert["numTargetRowsUpdated"]), int(upsert["numTargetRowsCopied"])) == (41, 40), upsert
+    if change_feed:
+        # The burst's window was copied from silver once, then followed: the second fill appended only the rows
+        # silver's second commit holds for that window (the 200 new devices), not the window again.
+        values = spark.read.format("delta").load(str(cfg.gold_customer_window_values_path))
+        burst_hour = values.where(sf.col("window_start") == BURST.replace(minute=0))
+        per_version = {r[0]: r[1] for r in burst_hour.groupBy("silver_version").count().collect()}
+        assert sorted(per_version) == [1, 2] and per_version[2] == 200, per_version
+        assert per_version[1] == _silver_hour_rows_at_version_1(spark, cfg), per_version
+    else:
+        assert not DeltaTable.isDeltaTable(spark, str(cfg.gold_customer_window_values_path))
 
     # Replays change nothing: the same checkpoint (nothing new), and a fresh one (every window upserted again).
     version = _version(spark, cfg.gold_customer_windows_path)
@@ -156,6 +178,26 @@ def _version(spark: SparkSession, path: Path) -> int:
 def _last_metrics(spark: SparkSession, path: Path) -> dict[str, str]:
     """The operation metrics of the table's newest commit."""
     return dict(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()[0]["operationMetrics"])
+
+
+def _metrics(spark: SparkSession, path: Path, version: int) -> dict[str, str]:
+    """The operation metrics of the table's commit ``version``."""
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").where(f"version = {version}").collect()
+    return dict(history[0]["operationMetrics"])
+
+
+def _silver_hour_rows_at_version_1(spark: SparkSession, cfg: StreamingConfig) -> int:
+    """Distinct (customer, device, IP country, merchant) rows of the burst's hour in silver's first commit."""
+    hour = BURST.replace(minute=0)
+    return (
+        spark.read.format("delta")
+        .option("versionAsOf", 1)
+        .load(str(cfg.silver_path))
+        .where((sf.col("event_time") >= hour) & (sf.col("event_time") < hour + dt.timedelta(hours=1)))
+        .select("customer_id", "device_id", "ip_country", "merchant_id")
+        .distinct()
+        .count()
+    )
 
 
 def _operations(spark: SparkSession, path: Path) -> list[str]:

@@ -76,6 +76,11 @@ class StreamingConfig:
     settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
+    def gold_customer_window_values_path(self) -> Path:
+        """Beside ``gold_customer_windows``: the values its large distinct counts are counted from (internal)."""
+        return self.gold_customer_windows_path.with_name(f"{self.gold_customer_windows_path.name}_values")
+
+    @property
     def kafka_reader(self) -> str:
         """The query that reads Kafka into bronze: its checkpoint holds the consumed offsets (lag, benchmarks)."""
         return "bronze" if "bronze" in self.continuous_stages else "medallion"

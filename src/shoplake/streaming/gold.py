@@ -11,7 +11,8 @@ state (events later than it are not counted, and the state of closed windows is 
 * ``customer_behaviour`` per customer x hour: transactions, amount, distinct devices / IP countries /
                          merchants (the velocity inputs of the fraud features). Its state counts distincts
                          in register bitmaps that give ``approx_count_distinct``'s exact values
-                         (:mod:`.hll_bitmap`); the rare group too large for that is filled from silver.
+                         (:mod:`.hll_bitmap`); the rare group too large for that is counted again from
+                         its values, kept per window beside the table (:mod:`.window_values`).
 * ``fraud_rates``        per day x category x merchant country: transactions, frauds, fraud rate.
 """
 
@@ -29,6 +30,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from shoplake.streaming import hll_bitmap
 from shoplake.streaming.config import StreamingConfig
+from shoplake.streaming.window_values import WindowValues
 
 
 def hourly_sales(silver: DataFrame) -> DataFrame:
@@ -171,11 +173,16 @@ class GoldWriter:
     table: GoldTable
     path: str
     silver_path: str
+    # Where the values of the table's large distinct counts are kept (:mod:`.window_values`).
+    values_path: str
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        _upsert(batch.sparkSession, self.path, flatten_window(self.table.publish(batch)), self.table.keys)
+        spark = batch.sparkSession
+        _upsert(spark, self.path, flatten_window(self.table.publish(batch)), self.table.keys)
         if self.table.large_distincts:
-            fill_large_distincts(batch.sparkSession, self.path, self.silver_path, self.table.large_distincts)
+            columns = ("customer_id", *(source for source, _ in self.table.large_distincts))
+            values = WindowValues(spark, self.values_path, self.silver_path, columns)
+            fill_large_distincts(spark, self.path, values, self.table.large_distincts)
 
 
 # Gold tables are partitioned by their window: a batch's MERGE names the windows it updates, so it reads and
@@ -224,31 +231,28 @@ def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ..
 
 
 def fill_large_distincts(
-    spark: SparkSession, path: str, silver_path: str, distincts: tuple[tuple[str, str], ...]
+    spark: SparkSession, path: str, values: WindowValues, distincts: tuple[tuple[str, str], ...]
 ) -> None:
     """Fill the distinct counts a register bitmap could not give (NULL) with ``approx_count_distinct``.
 
     Only customer-hours with more than 364 occupied registers (~635 distinct devices, IP countries or merchants)
     are NULL. With realistic traffic there are none, and this costs one query of the table that Delta answers from
     its file statistics (null counts) without reading a file. In a dense stream (the freshness benchmark's
-    2,000 events/s over 20,000 customers) heavy customers pass it, and every batch re-reads its windows' silver
-    rows here: 14 -> 37 s per batch over an hour in the soak (BENCHMARKS.md, with the earlier limit of 277). The
-    counts come from silver's rows of those windows, which may include events that arrived behind the watermark
-    and were not aggregated; the other columns keep the streaming values. A crash between the upsert and this
-    fill leaves NULLs that the next batch fills.
+    2,000 events/s over 20,000 customers) heavy customers pass it, and every batch counts them again from their
+    windows' values (:class:`.window_values.WindowValues`: copied from silver once per window, then followed
+    from silver's change feed; counting from silver itself took 14 -> 37 s per batch over an hour). The counts
+    come from silver's rows of those windows, which may include events that arrived behind the watermark and
+    were not aggregated; the other columns keep the streaming values. A crash between the upsert and this fill
+    leaves NULLs that the next batch fills.
     """
     missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
-    pending = spark.read.format("delta").load(path).where(missing).select("window_start", "window_end", "customer_id")
-    windows = pending.select("window_start", "window_end").distinct().collect()
+    pending = spark.read.format("delta").load(path).where(missing).select("window_start", "customer_id")
+    windows = [row[0] for row in pending.select("window_start").distinct().collect()]
     if not windows:
         return
-    low, high = min(w.window_start for w in windows), max(w.window_end for w in windows)
     counts = (
-        spark.read.format("delta")
-        .load(silver_path)
-        .where((sf.col("event_time") >= low) & (sf.col("event_time") < high))
-        .withColumn("window_start", sf.window("event_time", "1 hour").getField("start"))
-        .join(pending.select("window_start", "customer_id"), ["window_start", "customer_id"], "left_semi")
+        values.rows(windows)
+        .join(pending, ["window_start", "customer_id"], "left_semi")
         .groupBy("window_start", "customer_id")
         .agg(*(sf.approx_count_distinct(source).alias(published) for source, published in distincts))
     )
@@ -257,7 +261,7 @@ def fill_large_distincts(
         DeltaTable.forPath(spark, path)
         .alias("t")
         # The windows as literals, as in :func:`_upsert`: the MERGE reads and rewrites only their partitions.
-        .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin([w.window_start for w in windows]) & on_keys)
+        .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
         .whenMatchedUpdate(set={p: f"coalesce(t.`{p}`, u.`{p}`)" for _, p in distincts})
         .execute()
     )
@@ -271,7 +275,9 @@ def start_gold(spark: SparkSession, cfg: StreamingConfig, table: GoldTable, trig
         .writeStream.queryName(f"gold_{table.name}")
         .outputMode("update")
         .option("checkpointLocation", str(table.checkpoint_path(cfg)))
-        .foreachBatch(GoldWriter(table, str(table.path(cfg)), str(cfg.silver_path)))
+        .foreachBatch(
+            GoldWriter(table, str(table.path(cfg)), str(cfg.silver_path), str(cfg.gold_customer_window_values_path))
+        )
         .trigger(**trigger)
         .start()
     )

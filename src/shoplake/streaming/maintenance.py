@@ -44,6 +44,7 @@ def tables(cfg: StreamingConfig) -> dict[str, Path]:
         "quarantine": cfg.quarantine_path,
         "gold_hourly_sales": cfg.gold_hourly_sales_path,
         "gold_customer_windows": cfg.gold_customer_windows_path,
+        "gold_customer_window_values": cfg.gold_customer_window_values_path,
         "gold_fraud_rates": cfg.gold_fraud_rates_path,
     }
 
