@@ -602,7 +602,14 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         "silver": percentiles(silver_latencies(commits, since_ms)),
         "tail": tail,
         # A slice per 10 minutes (at least 4): in a long run, whether gold's per-batch cost grows with its tables.
-        "gold": gold_trend(lane.root / "gold", batches, t_start, produce_end, max(4, round(args.minutes / 10))),
+        "gold": gold_trend(
+            lane.root / "gold",
+            batches,
+            t_start,
+            produce_end,
+            max(4, round(args.minutes / 10)),
+            phase_log=phases_path(cfg.metrics_path),
+        ),
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,

@@ -9,10 +9,12 @@ batches took, next to the table's size:
 * ``rows copied`` (``numTargetRowsCopied``: unchanged rows a MERGE rewrote because they share a file with a
   row it changed) and ``files removed`` come from the Delta log, so they do not depend on how loaded the
   machine was: a cost that grows with the table shows there first;
-* ``MERGE ms`` (Delta's ``executionTimeMs``) and the query's batch duration (progress log) are wall times.
+* ``MERGE ms`` (Delta's ``executionTimeMs``) and the query's batch duration (progress log) are wall times;
+* the batch's phases (``batch_phases.jsonl``: the upsert, and for ``customer_behaviour`` the large-distinct
+  fill's steps) say where a batch's time went, as means over the slice's batches that ran each phase.
 
-Inputs are what a freshness run leaves in its lane (the tables' ``_delta_log`` JSON commits and the progress
-log), so the functions are pure and unit-tested without a service.
+Inputs are what a freshness run leaves in its lane (the tables' ``_delta_log`` JSON commits, the progress and
+phase logs), so the functions are pure and unit-tested without a service.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freshness_tail import Batch
+from freshness_tail import Batch, read_phases
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,31 @@ class Slice:
     merge_ms_mean: float
     batches: int
     batch_s_mean: float
+    # (phase, batches that ran it, mean seconds), in the order the batches ran them
+    phases: tuple[tuple[str, int, float], ...] = ()
+
+
+def _phase_means(runs: Sequence[Batch], phases: dict[int, dict[str, float]]) -> tuple[tuple[str, int, float], ...]:
+    times: dict[str, list[float]] = {}
+    for run in runs:
+        for name, ms in phases.get(run.batch_id, {}).items():
+            times.setdefault(name, []).append(ms / 1000)
+    return tuple((name, len(seconds), _mean(seconds)) for name, seconds in times.items())
 
 
 def slices(
-    commits: Sequence[GoldCommit], batches: Sequence[Batch], start: float, end: float, count: int
+    commits: Sequence[GoldCommit],
+    batches: Sequence[Batch],
+    start: float,
+    end: float,
+    count: int,
+    *,
+    phases: dict[int, dict[str, float]] | None = None,
 ) -> list[Slice]:
-    """``count`` equal slices of ``start``..``end`` (epoch s); a commit or batch belongs where it ended/started."""
+    """``count`` equal slices of ``start``..``end`` (epoch s); a commit or batch belongs where it ended/started.
+
+    ``phases``: each batch id's phase milliseconds (:func:`freshness_tail.read_phases`).
+    """
     width = (end - start) / count
     rows = sum(c.rows_added for c in commits if c.at < start)
     out = []
@@ -113,20 +134,42 @@ def slices(
                 merge_ms_mean=_mean([c.execution_ms for c in merges]),
                 batches=len(runs),
                 batch_s_mean=_mean([b.seconds for b in runs]),
+                phases=_phase_means(runs, phases or {}),
             )
         )
     return out
 
 
-def trend(gold_dir: Path, batches: Sequence[Batch], start: float, end: float, count: int = 4) -> dict[str, list[Slice]]:
-    """Per gold table under ``gold_dir`` (its folder name = the query ``gold_<name>``): its slices."""
+def trend(
+    gold_dir: Path,
+    batches: Sequence[Batch],
+    start: float,
+    end: float,
+    count: int = 4,
+    *,
+    phase_log: Path | None = None,
+) -> dict[str, list[Slice]]:
+    """Per gold table under ``gold_dir`` (its folder name = the query ``gold_<name>``): its slices.
+
+    A folder without a query of its name (``customer_behaviour_values``, written by ``customer_behaviour``'s
+    fill) shows its commits only.
+    """
     tables = sorted(p for p in gold_dir.iterdir() if (p / "_delta_log").is_dir()) if gold_dir.is_dir() else []
     return {
         table.name: slices(
-            read_commits(table), [b for b in batches if b.query == f"gold_{table.name}"], start, end, count
+            read_commits(table),
+            [b for b in batches if b.query == f"gold_{table.name}"],
+            start,
+            end,
+            count,
+            phases=read_phases(phase_log, f"gold_{table.name}") if phase_log is not None else {},
         )
         for table in tables
     }
+
+
+def _render_phases(phases: tuple[tuple[str, int, float], ...]) -> str:
+    return ", ".join(f"{name} {seconds:.1f} ({n})" for name, n, seconds in phases) or "-"
 
 
 def render(res: dict[str, list[Slice]]) -> list[str]:
@@ -139,14 +182,14 @@ def render(res: dict[str, list[Slice]]) -> list[str]:
         "come from the Delta log and do not depend on the machine's load):",
         "",
         "| gold table | minutes | rows at end | MERGEs | rows copied, mean / max | files removed, mean "
-        "| MERGE ms, mean | batches | batch s, mean |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| MERGE ms, mean | batches | batch s, mean | phases: s, mean (batches) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, rows in res.items():
         lines += [
             f"| {name} | {s.start_min:.1f}-{s.end_min:.1f} | {s.table_rows:,} | {s.merges} | "
             f"{s.rows_copied_mean:,.0f} / {s.rows_copied_max:,} | {s.files_removed_mean:.1f} | "
-            f"{s.merge_ms_mean:,.0f} | {s.batches} | {s.batch_s_mean:.2f} |"
+            f"{s.merge_ms_mean:,.0f} | {s.batches} | {s.batch_s_mean:.2f} | {_render_phases(s.phases)} |"
             for s in rows
         ]
     return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pyspark.testing import assertDataFrameEqual
 from shoplake.config import get_settings
 from shoplake.monitoring import delta_health
 from shoplake.streaming import table_properties
+from shoplake.streaming.batch_phases import phases_path
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.gold import GOLD_TABLES, GoldTable, flatten_window, start_gold
 from shoplake.streaming.session import spark_session
@@ -112,6 +114,7 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(
     cfg = dataclasses.replace(
         load_streaming_config(dataclasses.replace(get_settings(), delta_base_path=tmp_path)),
         checkpoint_root=tmp_path / "checkpoints",
+        metrics_path=tmp_path / "progress.jsonl",
     )
     append = spark.createDataFrame(_rows(T0, 1_500, 0) + _burst(BURST), SCHEMA)
     append.write.format("delta").save(str(cfg.silver_path))
@@ -122,6 +125,11 @@ def test_gold_equals_batch_aggregation_across_batches_and_replays(
     # The batch that creates the table appends (nothing to match), then the burst's counts are filled; the
     # later batches MERGE.
     assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "MERGE"]
+    # The batch's phases are logged for the benchmarks: the upsert, then the fill's steps.
+    logged = [json.loads(line) for line in phases_path(cfg.metrics_path).read_text().splitlines()]
+    assert [list(r["phases_ms"]) for r in logged if r["query"] == "gold_customer_behaviour"] == [
+        ["upsert", "fill_pending", "fill_values", "fill_merge"]
+    ]
     burst = spark.read.format("delta").load(str(cfg.gold_customer_windows_path)).where("customer_id = 'C999'")
     assert [r.approx_devices for r in burst.collect()] == [
         r[0] for r in spark.createDataFrame(_burst(T0), SCHEMA).agg(sf.approx_count_distinct("device_id")).collect()

@@ -82,6 +82,24 @@ def test_trend_matches_each_table_to_its_query_and_renders_a_row_per_slice(tmp_p
     assert list(res) == ["fraud_rates"]
     assert [s.batches for s in res["fraud_rates"]] == [1, 0, 0]
     table = [line for line in render(res) if line.startswith("| fraud_rates |")]
-    assert table[0] == "| fraud_rates | 0.0-0.3 | 3 | 1 | 0 / 0 | 0.0 | 100 | 1 | 1.00 |"
+    assert table[0] == "| fraud_rates | 0.0-0.3 | 3 | 1 | 0 / 0 | 0.0 | 100 | 1 | 1.00 | - |"
     assert len(table) == 3
     assert render({}) == ["- Gold per batch: no gold tables in this run."]
+
+
+def test_phases_are_averaged_over_the_slice_batches_that_ran_them(tmp_path: Path) -> None:
+    _commit(tmp_path / "gold" / "customer_behaviour" / "_delta_log", 0, _merge(10.0, 3, 0, 0, 100))
+    log = tmp_path / "batch_phases.jsonl"
+    records = [
+        {"query": "gold_customer_behaviour", "batch_id": 0, "phases_ms": {"upsert": 4000.0}},
+        {"query": "gold_customer_behaviour", "batch_id": 1, "phases_ms": {"upsert": 5000.0, "fill_values": 9000.0}},
+        {"query": "gold_customer_behaviour", "batch_id": 2, "phases_ms": {"upsert": 6000.0, "fill_values": 8000.0}},
+        {"query": "medallion", "batch_id": 1, "phases_ms": {"upsert": 1.0}},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    query = "gold_customer_behaviour"
+    batches = [Batch(query, 0, 1.0, 5.0), Batch(query, 1, 20.0, 34.0), Batch(query, 2, 40.0, 54.0)]
+    first, second = trend(tmp_path / "gold", batches, 0.0, 60.0, count=2, phase_log=log)["customer_behaviour"]
+    assert first.phases == (("upsert", 2, 4.5), ("fill_values", 1, 9.0))
+    assert second.phases == (("upsert", 1, 6.0), ("fill_values", 1, 8.0))
+    assert render({"customer_behaviour": [first]})[-1].endswith("| upsert 4.5 (2), fill_values 9.0 (1) |")

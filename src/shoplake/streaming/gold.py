@@ -29,6 +29,7 @@ from pyspark.sql import functions as sf
 from pyspark.sql.streaming.query import StreamingQuery
 
 from shoplake.streaming import hll_bitmap
+from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.window_values import WindowValues
 
@@ -175,14 +176,19 @@ class GoldWriter:
     silver_path: str
     # Where the values of the table's large distinct counts are kept (:mod:`.window_values`).
     values_path: str
+    # Where each batch's phase times go (:mod:`.batch_phases`): the upsert, and the fill's steps.
+    phases_path: Path
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
-        _upsert(spark, self.path, flatten_window(self.table.publish(batch)), self.table.keys)
+        phases = BatchPhases(spark, f"gold_{self.table.name}", batch_id)
+        with phases.phase("upsert"):
+            _upsert(spark, self.path, flatten_window(self.table.publish(batch)), self.table.keys)
         if self.table.large_distincts:
             columns = ("customer_id", *(source for source, _ in self.table.large_distincts))
             values = WindowValues(spark, self.values_path, self.silver_path, columns)
-            fill_large_distincts(spark, self.path, values, self.table.large_distincts)
+            fill_large_distincts(spark, self.path, values, self.table.large_distincts, phases)
+        phases.write(self.phases_path)
 
 
 # Gold tables are partitioned by their window: a batch's MERGE names the windows it updates, so it reads and
@@ -231,7 +237,11 @@ def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ..
 
 
 def fill_large_distincts(
-    spark: SparkSession, path: str, values: WindowValues, distincts: tuple[tuple[str, str], ...]
+    spark: SparkSession,
+    path: str,
+    values: WindowValues,
+    distincts: tuple[tuple[str, str], ...],
+    phases: BatchPhases,
 ) -> None:
     """Fill the distinct counts a register bitmap could not give (NULL) with ``approx_count_distinct``.
 
@@ -247,24 +257,27 @@ def fill_large_distincts(
     """
     missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
     pending = spark.read.format("delta").load(path).where(missing).select("window_start", "customer_id")
-    windows = [row[0] for row in pending.select("window_start").distinct().collect()]
+    with phases.phase("fill_pending"):
+        windows = [row[0] for row in pending.select("window_start").distinct().collect()]
     if not windows:
         return
+    with phases.phase("fill_values"):
+        rows = values.rows(windows)
     counts = (
-        values.rows(windows)
-        .join(pending, ["window_start", "customer_id"], "left_semi")
+        rows.join(pending, ["window_start", "customer_id"], "left_semi")
         .groupBy("window_start", "customer_id")
         .agg(*(sf.approx_count_distinct(source).alias(published) for source, published in distincts))
     )
     on_keys = sf.expr("t.window_start = u.window_start AND t.customer_id = u.customer_id")
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        # The windows as literals, as in :func:`_upsert`: the MERGE reads and rewrites only their partitions.
-        .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
-        .whenMatchedUpdate(set={p: f"coalesce(t.`{p}`, u.`{p}`)" for _, p in distincts})
-        .execute()
-    )
+    with phases.phase("fill_merge"):
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            # The windows as literals, as in :func:`_upsert`: the MERGE reads and rewrites only their partitions.
+            .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
+            .whenMatchedUpdate(set={p: f"coalesce(t.`{p}`, u.`{p}`)" for _, p in distincts})
+            .execute()
+        )
 
 
 def start_gold(spark: SparkSession, cfg: StreamingConfig, table: GoldTable, trigger: dict[str, Any]) -> StreamingQuery:
@@ -276,7 +289,13 @@ def start_gold(spark: SparkSession, cfg: StreamingConfig, table: GoldTable, trig
         .outputMode("update")
         .option("checkpointLocation", str(table.checkpoint_path(cfg)))
         .foreachBatch(
-            GoldWriter(table, str(table.path(cfg)), str(cfg.silver_path), str(cfg.gold_customer_window_values_path))
+            GoldWriter(
+                table,
+                str(table.path(cfg)),
+                str(cfg.silver_path),
+                str(cfg.gold_customer_window_values_path),
+                phases_path(cfg.metrics_path),
+            )
         )
         .trigger(**trigger)
         .start()
