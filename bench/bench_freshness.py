@@ -62,7 +62,7 @@ from gold_trend import render as render_gold_trend
 from gold_trend import trend as gold_trend
 from native_memory import NativeMemory, with_tracking
 from native_memory import render as render_native_memory
-from process_tree import cpu_seconds, loadavg, tree
+from process_tree import cpu_seconds, loadavg, read, tree
 from psycopg import sql
 from rate_search import Probe, judge, parse_rates, render_probes, search
 
@@ -288,7 +288,9 @@ def service_rss(root: int) -> tuple[int, int]:
     process running the JVM's executable is the JVM, later ones are such children and are not counted.
     Counted (as "Python processes", since their ``comm`` is not ``java``), they were the one-sample spikes of
     one JVM more: session 4's 3.65 GB "Python processes" sample (~0.7 GB of Python + a 2.9 GB JVM), caught in
-    session 5 with a 0.2 s sampler.
+    session 5 with a 0.2 s sampler. The resident size is read again after the executable: read before it (with
+    the tree), a child that execs in between showed the JVM's size under its new executable (the soak of session
+    10: one 3.67 GB "Python processes" sample).
     """
     jvm_pid, jvm_exe = driver_jvm(root) or (None, "")
     jvm, total = 0, 0
@@ -296,7 +298,10 @@ def service_rss(root: int) -> tuple[int, int]:
         exe = _exe(proc.pid)
         if exe is None or (exe == jvm_exe and proc.pid != jvm_pid):
             continue
-        rss = proc.rss_pages * _PAGE
+        now = read(proc.pid)
+        if now is None:
+            continue
+        rss = now.rss_pages * _PAGE
         if proc.pid == jvm_pid:
             jvm = rss
         total += rss

@@ -29,7 +29,8 @@ class _Proc:
     rss_pages: int
 
 
-def _read(pid: int) -> _Proc | None:
+def read(pid: int) -> _Proc | None:
+    """The process's current ``/proc`` figures; None if it has exited."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -43,7 +44,7 @@ def _read(pid: int) -> _Proc | None:
 
 def tree(root: int) -> list[_Proc]:
     """``root`` and all its live descendants."""
-    procs = [p for p in (_read(int(d)) for d in os.listdir("/proc") if d.isdigit()) if p is not None]
+    procs = [p for p in (read(int(d)) for d in os.listdir("/proc") if d.isdigit()) if p is not None]
     children: dict[int, list[_Proc]] = {}
     for p in procs:
         children.setdefault(p.ppid, []).append(p)
