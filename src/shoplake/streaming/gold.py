@@ -246,11 +246,12 @@ def fill_large_distincts(
     """Fill the distinct counts a register bitmap could not give (NULL) with ``approx_count_distinct``.
 
     Only customer-hours with more than 364 occupied registers (~635 distinct devices, IP countries or merchants)
-    are NULL. With realistic traffic there are none, and this costs one query of the table that Delta answers from
-    its file statistics (null counts) without reading a file. In a dense stream (the freshness benchmark's
-    2,000 events/s over 20,000 customers) heavy customers pass it, and every batch counts them again from their
-    windows' values (:class:`.window_values.WindowValues`: copied from silver once per window, then followed
-    from silver's change feed; counting from silver itself took 14 -> 37 s per batch over an hour). The counts
+    are NULL. With realistic traffic there are none, and this costs one query of the table (Delta can skip the
+    files whose null counts say they hold none; still 1.3-1.6 s per batch in the soak, BENCHMARKS.md). In a dense
+    stream (the freshness benchmark's 2,000 events/s over 20,000 customers) heavy customers pass it, and every
+    batch counts them again from their windows' values (:class:`.window_values.WindowValues`: copied from silver
+    once per window, then followed from silver's change feed; counting from silver itself took 14 -> 37 s per
+    batch over an hour). The counts
     come from silver's rows of those windows, which may include events that arrived behind the watermark and
     were not aggregated; the other columns keep the streaming values. A crash between the upsert and this fill
     leaves NULLs that the next batch fills.
