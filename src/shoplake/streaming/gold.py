@@ -251,10 +251,9 @@ def fill_large_distincts(
     stream (the freshness benchmark's 2,000 events/s over 20,000 customers) heavy customers pass it, and every
     batch counts them again from their windows' values (:class:`.window_values.WindowValues`: copied from silver
     once per window, then followed from silver's change feed; counting from silver itself took 14 -> 37 s per
-    batch over an hour). The counts
-    come from silver's rows of those windows, which may include events that arrived behind the watermark and
-    were not aggregated; the other columns keep the streaming values. A crash between the upsert and this fill
-    leaves NULLs that the next batch fills.
+    batch over an hour). The counts come from silver's rows of those windows, which may include events that
+    arrived behind the watermark and were not aggregated; the other columns keep the streaming values. A crash
+    between the upsert and this fill leaves NULLs that the next batch fills.
     """
     missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
     pending = spark.read.format("delta").load(path).where(missing).select("window_start", "customer_id")
