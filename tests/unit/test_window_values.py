@@ -1,12 +1,16 @@
-"""window_values.plan: which windows a fill copies from silver, follows from the change feed, or drops."""
+"""window_values: which windows a fill copies from silver, follows from the change feed, or drops (``plan``), and
+what each held window reached, read from the Delta log's file statistics (``ledger``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from shoplake.streaming.window_values import RETAIN, Plan, Recorded, plan
+from shoplake.streaming.window_values import RETAIN, Plan, Recorded, ledger, plan
 
 H8 = dt.datetime(2026, 3, 2, 8)
 H9 = H8 + dt.timedelta(hours=1)
@@ -30,3 +34,30 @@ def test_held_windows_follow_from_the_version_they_reach_only_when_silver_moved_
 def test_windows_untouched_for_longer_than_retain_are_dropped_and_copied_again_if_asked() -> None:
     ledger = {H8: Recorded(3, STALE), H9: Recorded(4, STALE), H10: Recorded(4, NOW - int(RETAIN.total_seconds()))}
     assert plan([H9, H10], ledger, 5, NOW) == Plan(drop=(H8, H9), copy=(H9,), follow={H10: 4})
+
+
+def _file(window: dt.datetime, version: int | None, at: int | None) -> dict[str, Any]:
+    """One add action as the Delta log reader flattens it: naive UTC partition value, column maxima."""
+    return {"partition.window_start": window, "max.silver_version": version, "max.recorded_at_epoch_s": at}
+
+
+@pytest.fixture
+def kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time UTC+05:30, where naive UTC and naive local datetimes differ."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_ledger_takes_each_windows_latest_append_and_drops_nothing_it_cannot_read() -> None:
+    files = [_file(H8, 3, 100), _file(H8, 7, 300), _file(H8, 5, 200), _file(H9, None, None)]
+    # The window whose file has no statistics counts as recorded at epoch 0: plan drops and copies it again.
+    assert ledger(files) == {H8: Recorded(7, 300), H9: Recorded(-1, 0)}
+    assert plan([H8, H9], ledger(files), 8, 300 + int(RETAIN.total_seconds())).drop == (H9,)
+
+
+@pytest.mark.usefixtures("kolkata")
+def test_ledger_keys_are_naive_local_time_like_the_windows_spark_returns() -> None:
+    assert list(ledger([_file(H8, 1, 100)])) == [dt.datetime(2026, 3, 2, 13, 30)]

@@ -182,12 +182,18 @@ class GoldWriter:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
         phases = BatchPhases(spark, f"gold_{self.table.name}", batch_id)
-        with phases.phase("upsert"):
-            _upsert(spark, self.path, flatten_window(self.table.publish(batch)), self.table.keys)
-        if self.table.large_distincts:
-            columns = ("customer_id", *(source for source, _ in self.table.large_distincts))
-            values = WindowValues(spark, self.values_path, self.silver_path, columns)
-            fill_large_distincts(spark, self.path, values, self.table.large_distincts, phases)
+        # Cached: the upsert reads the rows twice (their windows, then the MERGE) and the fill once more (the
+        # groups published NULL), and each read would otherwise run the streaming aggregation again.
+        rows = flatten_window(self.table.publish(batch)).persist()
+        try:
+            with phases.phase("upsert"):
+                _upsert(spark, self.path, rows, self.table.keys)
+            if self.table.large_distincts:
+                columns = ("customer_id", *(source for source, _ in self.table.large_distincts))
+                values = WindowValues(spark, self.values_path, self.silver_path, columns)
+                fill_large_distincts(self.path, rows, values, self.table.large_distincts, phases)
+        finally:
+            rows.unpersist()
         phases.write(self.phases_path)
 
 
@@ -212,66 +218,62 @@ def _upsert(spark: SparkSession, path: str, rows: DataFrame, keys: tuple[str, ..
     of gold's CPU). The append creates the table in the same commit, so a crash leaves no table and the
     replayed batch appends again; once the table exists, every batch MERGEs. The MERGE condition lists the
     batch's windows as literals: Delta prunes partitions (and files, by their statistics, in a table created
-    unpartitioned by an older version) only on literal predicates of the target, not on the join keys. The rows
-    are cached for that one small query, so the streaming aggregation behind them runs once.
+    unpartitioned by an older version) only on literal predicates of the target, not on the join keys.
     """
     if not DeltaTable.isDeltaTable(spark, path):
         rows.repartition(PARTITION).write.format("delta").partitionBy(PARTITION).mode("append").save(path)
         return
-    rows = rows.persist()
-    try:
-        windows = [row[0] for row in rows.select(PARTITION).distinct().collect()]
-        if not windows:
-            return
-        on_keys = sf.expr(" AND ".join(f"t.`{k}` = u.`{k}`" for k in keys))
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(rows.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-    finally:
-        rows.unpersist()
+    windows = [row[0] for row in rows.select(PARTITION).distinct().collect()]
+    if not windows:
+        return
+    on_keys = sf.expr(" AND ".join(f"t.`{k}` = u.`{k}`" for k in keys))
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(rows.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
 
 
 def fill_large_distincts(
-    spark: SparkSession,
     path: str,
+    published: DataFrame,
     values: WindowValues,
     distincts: tuple[tuple[str, str], ...],
     phases: BatchPhases,
 ) -> None:
-    """Fill the distinct counts a register bitmap could not give (NULL) with ``approx_count_distinct``.
+    """Fill the distinct counts a register bitmap could not give (NULL) in the rows this batch ``published``.
 
     Only customer-hours with more than 364 occupied registers (~635 distinct devices, IP countries or merchants)
-    are NULL. With realistic traffic there are none, and this costs one query of the table (Delta can skip the
-    files whose null counts say they hold none; still 1.3-1.6 s per batch in the soak, BENCHMARKS.md). In a dense
-    stream (the freshness benchmark's 2,000 events/s over 20,000 customers) heavy customers pass it, and every
-    batch counts them again from their windows' values (:class:`.window_values.WindowValues`: copied from silver
-    once per window, then followed from silver's change feed; counting from silver itself took 14 -> 37 s per
-    batch over an hour). The counts come from silver's rows of those windows, which may include events that
-    arrived behind the watermark and were not aggregated; the other columns keep the streaming values. A crash
-    between the upsert and this fill leaves NULLs that the next batch fills.
+    are NULL. The groups to fill are found in the batch's own (cached) rows, not by querying the table: that
+    query cost 1.3-1.6 s in every batch of the soak, with or without such groups (BENCHMARKS.md). A crash
+    between the upsert and this fill fails the batch, and Spark replays it on restart (its commit was never
+    written), so the replay publishes the same NULLs again and fills them. With realistic traffic there are
+    none. In a dense stream (the freshness benchmark's 2,000 events/s over 20,000 customers) heavy customers
+    pass the limit, and every batch that updates them counts them again from their windows' values
+    (:class:`.window_values.WindowValues`: copied from silver once per window, then followed from silver's change
+    feed; counting from silver itself took 14 -> 37 s per batch over an hour). The counts come from silver's rows
+    of those windows, which may include events that arrived behind the watermark and were not aggregated; the
+    other columns keep the streaming values.
     """
-    missing = " OR ".join(f"`{published}` IS NULL" for _, published in distincts)
-    pending = spark.read.format("delta").load(path).where(missing).select("window_start", "customer_id")
+    missing = " OR ".join(f"`{published_as}` IS NULL" for _, published_as in distincts)
+    pending = published.where(missing).select("window_start", "customer_id")
     with phases.phase("fill_pending"):
         windows = [row[0] for row in pending.select("window_start").distinct().collect()]
     if not windows:
         return
-    with phases.phase("fill_values"):
-        rows = values.rows(windows)
+    rows = values.rows(windows, phases)
     counts = (
         rows.join(pending, ["window_start", "customer_id"], "left_semi")
         .groupBy("window_start", "customer_id")
-        .agg(*(sf.approx_count_distinct(source).alias(published) for source, published in distincts))
+        .agg(*(sf.approx_count_distinct(source).alias(published_as) for source, published_as in distincts))
     )
     on_keys = sf.expr("t.window_start = u.window_start AND t.customer_id = u.customer_id")
     with phases.phase("fill_merge"):
         (
-            DeltaTable.forPath(spark, path)
+            DeltaTable.forPath(published.sparkSession, path)
             .alias("t")
             # The windows as literals, as in :func:`_upsert`: the MERGE reads and rewrites only their partitions.
             .merge(counts.alias("u"), sf.col(f"t.{PARTITION}").isin(windows) & on_keys)

@@ -29,13 +29,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import Final
+from typing import Any, Final
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogTable
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
+from shoplake.streaming.batch_phases import BatchPhases
 from shoplake.streaming.table_properties import CHANGE_DATA_FEED
 
 RETAIN: Final = dt.timedelta(hours=1)
@@ -78,6 +81,26 @@ def plan(windows: Sequence[dt.datetime], ledger: dict[dt.datetime, Recorded], ve
     return Plan(drop, copy, follow)
 
 
+def ledger(files: Sequence[dict[str, Any]]) -> dict[dt.datetime, Recorded]:
+    """Each window's :class:`Recorded` from the table's files (the Delta log's partition values and statistics).
+
+    Every append writes one version and one time into all its rows, so a file's maxima are its append's. A file
+    without statistics counts as recorded at epoch 0, so :func:`plan` drops its window and copies it again: a
+    cost, never a wrong count. Delta stores timestamp partitions in UTC and the log reader returns them as naive
+    UTC; the windows a fill asks for come from Spark, whose Python datetimes are naive local time, so the keys
+    are converted to that.
+    """
+    held: dict[dt.datetime, Recorded] = {}
+    for file in files:
+        utc = file[f"partition.{WINDOW}"].replace(tzinfo=dt.UTC)
+        window = dt.datetime.fromtimestamp(utc.timestamp())
+        version, at = file[f"max.{_VERSION}"], file[f"max.{_RECORDED}"]
+        reached = Recorded(-1, 0) if version is None or at is None else Recorded(int(version), int(at))
+        before = held.get(window, reached)
+        held[window] = Recorded(max(before.version, reached.version), max(before.at_epoch_s, reached.at_epoch_s))
+    return held
+
+
 @dataclass(frozen=True)
 class WindowValues:
     """The table at ``path``: ``columns`` of silver's rows per hour window, for the windows a fill asks for."""
@@ -87,45 +110,53 @@ class WindowValues:
     silver_path: str
     columns: tuple[str, ...]
 
-    def rows(self, windows: Sequence[dt.datetime]) -> DataFrame:
-        """The (``window_start``, ``columns``) rows silver holds for ``windows``, after bringing them up to date."""
-        silver = LogTable(self.silver_path)
-        if silver.metadata().configuration.get(CHANGE_DATA_FEED) != "true":
-            return self._silver(windows, None)
-        version = silver.version()
-        now_s = int(time.time())
-        todo = plan(windows, self._ledger(), version, now_s)
-        if todo.drop:
-            DeltaTable.forPath(self.spark, self.path).delete(sf.col(WINDOW).isin(list(todo.drop)))
+    def rows(self, windows: Sequence[dt.datetime], phases: BatchPhases) -> DataFrame:
+        """The (``window_start``, ``columns``) rows silver holds for ``windows``, after bringing them up to date.
+
+        ``phases`` gets the time spent deciding what to do (``fill_ledger``) and appending (``fill_append``).
+        """
+        with phases.phase("fill_ledger"):
+            silver = LogTable(self.silver_path)
+            if silver.metadata().configuration.get(CHANGE_DATA_FEED) != "true":
+                return self._silver(windows, None)
+            version = silver.version()
+            now_s = int(time.time())
+            todo = plan(windows, self._ledger(), version, now_s)
+            if todo.drop:
+                DeltaTable.forPath(self.spark, self.path).delete(sf.col(WINDOW).isin(list(todo.drop)))
         parts = ([self._silver(todo.copy, version)] if todo.copy else []) + (
             [self._changes(todo.follow, version)] if todo.follow else []
         )
         if parts:
-            (
-                reduce(DataFrame.unionByName, parts)
-                .distinct()
-                .withColumn(_VERSION, sf.lit(version))
-                .withColumn(_RECORDED, sf.lit(now_s))
-                .repartition(WINDOW)
-                .write.format("delta")
-                .partitionBy(WINDOW)
-                .mode("append")
-                .save(self.path)
-            )
+            with phases.phase("fill_append"):
+                (
+                    reduce(DataFrame.unionByName, parts)
+                    # One shuffle: the distinct keeps the window's partitioning, so each window is one task and
+                    # one file (distinct first, then repartition, shuffled twice).
+                    .repartition(WINDOW)
+                    .distinct()
+                    .withColumn(_VERSION, sf.lit(version))
+                    .withColumn(_RECORDED, sf.lit(now_s))
+                    .write.format("delta")
+                    .partitionBy(WINDOW)
+                    .mode("append")
+                    .save(self.path)
+                )
         # Every asked-for window is held now (copied if it was not), so the table exists.
         return self.spark.read.format("delta").load(self.path).where(sf.col(WINDOW).isin(list(windows)))
 
     def _ledger(self) -> dict[dt.datetime, Recorded]:
-        if not DeltaTable.isDeltaTable(self.spark, self.path):
+        """What each held window reached, from the files' statistics in the Delta log (no Spark job).
+
+        A Spark aggregation over the table cost ~0.5 s per fill on a table of 26 files and 7.9M rows; reading
+        the log ~6 ms (both measured on one table, a scratch script with the soak's shapes).
+        """
+        try:
+            table = LogTable(self.path)
+        except TableNotFoundError:
             return {}
-        rows = (
-            self.spark.read.format("delta")
-            .load(self.path)
-            .groupBy(WINDOW)
-            .agg(sf.max(_VERSION).alias("v"), sf.max(_RECORDED).alias("at"))
-            .collect()
-        )
-        return {row[WINDOW]: Recorded(int(row.v), int(row.at)) for row in rows}
+        files = pa.table(table.get_add_actions(flatten=True))
+        return ledger(files.select([f"partition.{WINDOW}", f"max.{_VERSION}", f"max.{_RECORDED}"]).to_pylist())
 
     def _silver(self, windows: Sequence[dt.datetime], version: int | None) -> DataFrame:
         """Silver's rows of ``windows`` (at ``version``, or the latest)."""
