@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.streaming.query import StreamingQuery
 
-from shoplake.streaming import hll_bitmap
+from shoplake.streaming import event_windows, hll_bitmap
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.window_values import WindowValues
@@ -36,7 +36,7 @@ from shoplake.streaming.window_values import WindowValues
 
 def hourly_sales(silver: DataFrame) -> DataFrame:
     return silver.groupBy(
-        sf.window("event_time", "1 hour").alias("window"), "merchant_category", "merchant_country", "currency"
+        event_windows.hour().alias("window"), "merchant_category", "merchant_country", "currency"
     ).agg(
         sf.count(sf.lit(1)).alias("transactions"),
         sf.sum("amount_cents").alias("amount_cents"),
@@ -64,9 +64,7 @@ def customer_behaviour(silver: DataFrame) -> DataFrame:
     bitmaps = [
         agg for column, _ in CUSTOMER_DISTINCTS for agg in hll_bitmap.register_bitmap(f"{column}_register", column)
     ]
-    rows = silver.select(
-        sf.window("event_time", "1 hour").alias("window"), "customer_id", "amount_cents", "is_fraud", *registers
-    )
+    rows = silver.select(event_windows.hour().alias("window"), "customer_id", "amount_cents", "is_fraud", *registers)
     return rows.groupBy("window", "customer_id").agg(
         sf.count(sf.lit(1)).alias("transactions"),
         sf.sum("amount_cents").alias("amount_cents"),

@@ -35,9 +35,10 @@ import pyarrow as pa
 from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogTable
 from deltalake.exceptions import TableNotFoundError
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
+from shoplake.streaming import event_windows
 from shoplake.streaming.batch_phases import BatchPhases
 from shoplake.streaming.table_properties import CHANGE_DATA_FEED
 
@@ -45,11 +46,6 @@ RETAIN: Final = dt.timedelta(hours=1)
 WINDOW: Final = "window_start"
 _VERSION: Final = "silver_version"
 _RECORDED: Final = "recorded_at_epoch_s"
-
-
-def window_start() -> Column:
-    """The hour window an event belongs to, as the gold aggregation computes it."""
-    return sf.window("event_time", "1 hour").getField("start")
 
 
 @dataclass(frozen=True)
@@ -167,7 +163,7 @@ class WindowValues:
         return (
             reader.load(self.silver_path)
             .where((sf.col("event_time") >= low) & (sf.col("event_time") < high))
-            .withColumn(WINDOW, window_start())
+            .withColumn(WINDOW, event_windows.hour().getField("start"))
             .where(sf.col(WINDOW).isin(list(windows)))
             .select(WINDOW, *self.columns)
         )
@@ -184,7 +180,7 @@ class WindowValues:
             .option("endingVersion", version)
             .load(self.silver_path)
             .where(sf.col("_change_type") == "insert")
-            .withColumn(WINDOW, window_start())
+            .withColumn(WINDOW, event_windows.hour().getField("start"))
             .where(newer)
             .select(WINDOW, *self.columns)
         )
