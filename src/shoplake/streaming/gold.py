@@ -246,15 +246,15 @@ def fill_large_distincts(
 
     Only customer-hours with more than 364 occupied registers (~635 distinct devices, IP countries or merchants)
     are NULL. The groups to fill are found in the batch's own (cached) rows, not by querying the table: that
-    query cost 1.3-1.6 s in every batch of the soak, with or without such groups (BENCHMARKS.md). A crash
-    between the upsert and this fill fails the batch, and Spark replays it on restart (its commit was never
-    written), so the replay publishes the same NULLs again and fills them. With realistic traffic there are
-    none. In a dense stream (the freshness benchmark's 2,000 events/s over 20,000 customers) heavy customers
-    pass the limit, and every batch that updates them counts them again from their windows' values
-    (:class:`.window_values.WindowValues`: copied from silver once per window, then followed from silver's change
-    feed; counting from silver itself took 14 -> 37 s per batch over an hour). The counts come from silver's rows
-    of those windows, which may include events that arrived behind the watermark and were not aggregated; the
-    other columns keep the streaming values.
+    query cost 1.3-1.6 s in every batch of the soak, with or without such groups; the rows take 0.2-0.5 s
+    (BENCHMARKS.md). A crash between the upsert and this fill fails the batch, and Spark replays it on restart
+    (its commit was never written), so the replay publishes the same NULLs again and fills them. With realistic
+    traffic there are none. In a dense stream (the freshness benchmark's 2,000 events/s over 20,000 customers)
+    heavy customers pass the limit, and every batch that updates them counts them again from their windows'
+    values (:class:`.window_values.WindowValues`: copied from silver once per window, then followed from silver's
+    change feed; counting from silver itself took 14 -> 37 s per batch over an hour). The counts come from
+    silver's rows of those windows, which may include events that arrived behind the watermark and were not
+    aggregated; the other columns keep the streaming values.
     """
     missing = " OR ".join(f"`{published_as}` IS NULL" for _, published_as in distincts)
     pending = published.where(missing).select("window_start", "customer_id")
