@@ -128,7 +128,7 @@ class WindowValues:
                 (
                     reduce(DataFrame.unionByName, parts)
                     # One shuffle: the distinct keeps the window's partitioning, so each window is one task and
-                    # one file (distinct first, then repartition, shuffled twice).
+                    # one file (the other order, distinct then repartition, shuffled twice).
                     .repartition(WINDOW)
                     .distinct()
                     .withColumn(_VERSION, sf.lit(version))
