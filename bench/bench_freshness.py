@@ -29,7 +29,9 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
    commits copied and how long its batches took as the table grew (``gold_trend``).
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); ``--minutes
-60 --section soak`` the long run that shows whether gold's per-batch cost stays flat ("Streaming soak"); a
+60 --section soak`` the long run that shows whether gold's per-batch cost stays flat ("Streaming soak");
+``--minutes 120 --section soak-long`` crosses several event-time hours, so the driver's memory is seen across
+the gold windows that open and close ("Streaming soak (several hours)"); a
 higher ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
 START,STEP,MAX`` first searches that rate (short probes, see ``rate_search``), then runs the load test at the
 highest rate that kept up.
@@ -79,6 +81,7 @@ SECTIONS = {
     "freshness": "## Streaming freshness",
     "load-test": "## Streaming load test",
     "soak": "## Streaming soak",
+    "soak-long": "## Streaming soak (several hours)",
 }
 SAMPLE_SECONDS = 5.0
 
