@@ -109,7 +109,8 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set-up, run, report
     from deltalake import write_deltalake
 
     from shoplake.streaming.config import load_streaming_config
-    from shoplake.streaming.jobs import CONTINUOUS, attach_progress_recorder, run_catch_up, start_scorer
+    from shoplake.streaming.jobs import CONTINUOUS, run_catch_up, start_scorer
+    from shoplake.streaming.progress import attach_progress_recorder
     from shoplake.streaming.session import spark_session
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])

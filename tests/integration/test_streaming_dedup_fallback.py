@@ -44,7 +44,7 @@ def test_re_sent_records_land_once_when_silver_has_deletion_vectors(
     # Everything re-sent plus ten new records: the erased record comes back (it was re-sent), nothing doubles.
     more = records + [make_record(i) for i in range(120, 130)]
     produce_records(lane, more)
-    with caplog.at_level(logging.WARNING, logger="shoplake.streaming.jobs"):
+    with caplog.at_level(logging.WARNING, logger="shoplake.streaming.refiner"):
         run_catch_up(spark, lane.cfg)
     assert any("falls back to a Spark" in r.getMessage() for r in caplog.records)
     assert silver_records(spark, lane.cfg) == more

@@ -36,15 +36,9 @@ from shoplake.contracts.schemas import schema_dict, schema_text
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.enrich import ENRICHMENT_COLUMNS, load_reference
 from shoplake.streaming.handover import STAGED, HandoverError, handover_path
-from shoplake.streaming.jobs import (
-    MedallionBatch,
-    ensure_bronze_table,
-    ensure_quarantine_table,
-    ensure_silver_table,
-    run_catch_up,
-    warehouse_target,
-)
+from shoplake.streaming.jobs import MedallionBatch, run_catch_up, warehouse_target
 from shoplake.streaming.session import spark_session
+from shoplake.streaming.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
 from shoplake.streaming.transforms import bronze_projection
 from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert_batches
 from tests.integration import raw_loader

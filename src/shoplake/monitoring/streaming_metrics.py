@@ -1,6 +1,6 @@
 """Streaming throughput and freshness from the progress JSONL the Spark jobs append to.
 
-The jobs' listener writes one line per micro-batch (see ``shoplake.streaming.jobs.ProgressRecorder``); this
+The jobs' listener writes one line per micro-batch (see ``shoplake.streaming.progress.ProgressRecorder``); this
 module only reads the end of that file, so monitoring never needs a SparkSession or the running job.
 """
 

@@ -7,8 +7,8 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
                 Delta but the silver ids the dedup needs. See :class:`MedallionBatch`.
 * ``bronze``, ``silver``, ``warehouse``: the staged alternative, three chained queries (Kafka -> bronze;
                 bronze -> silver + quarantine; silver -> PostgreSQL), each re-reading the table before it.
-                Same writers (:class:`Refiner`), same exactly-once rules; a staged lane is handed over to
-                ``medallion`` when that starts (:mod:`.handover`), never the other way round.
+                Same writers (:class:`.refiner.Refiner`), same exactly-once rules; a staged lane is handed
+                over to ``medallion`` when that starts (:mod:`.handover`), never the other way round.
 * ``gold_*``    silver -> the stateful gold aggregates (:mod:`.gold`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
@@ -22,7 +22,9 @@ silver drops the ``transaction_id``s it already holds (which also makes a replay
 :func:`run_catch_up` runs the configured stages one after another with ``availableNow`` and returns when
 everything that was in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks).
 :func:`run_continuous` runs them side by side with processing-time triggers until stopped (``shoplake
-stream start``). Both use the same query builders, so the two modes cannot drift apart.
+stream start``). Both use the same query builders, so the two modes cannot drift apart. Every query's
+progress goes to the metrics log (:mod:`.progress`); the tables they write are created empty first
+(:mod:`.tables`).
 """
 
 from __future__ import annotations
@@ -33,44 +35,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from delta.tables import DeltaTable
 from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as sf
-from pyspark.sql.pandas.types import from_arrow_schema
-from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
-from shoplake.files import append_line
-from shoplake.streaming import table_properties
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
-from shoplake.streaming.decode import Decoder, RegistrySchemas, StaticSchemas
-from shoplake.streaming.enrich import ReferenceData, enrich, load_reference
+from shoplake.streaming.enrich import load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
 from shoplake.streaming.handover import STAGED, refuse_staged_reader, take_over_from_staged
+from shoplake.streaming.progress import attach_progress_recorder
+from shoplake.streaming.refiner import Refiner
 from shoplake.streaming.replay_guard import ReplayGuard
-from shoplake.streaming.silver_ids import LookupUnavailableError, SilverIds
-from shoplake.streaming.transforms import (
-    BRONZE_SCHEMA,
-    bronze_projection,
-    decode_frames,
-    quarantine_rows,
-    silver_rows,
-    unseen_first_copies,
-    unseen_first_copies_arrow,
-    validate,
-)
-from shoplake.streaming.warehouse_sink import LOADED_SCHEMA, WarehouseTable, ensure_table, partition_loader, upsert
+from shoplake.streaming.tables import UNUSED_BRONZE, ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
+from shoplake.streaming.transforms import bronze_projection
+from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
 
 log = logging.getLogger(__name__)
 
@@ -129,219 +113,7 @@ def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
     return _trigger(writer, mode, cfg.triggers["bronze"]).start(str(cfg.bronze_path))
 
 
-# ---- silver + quarantine ------------------------------------------------------------------------------
-@dataclass
-class Refiner:
-    """Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL): what both pipelines share.
-
-    Exactly once without a MERGE: a record is dropped before the append when its ``transaction_id`` is
-    already stored - a re-sent record, or every record of a replayed batch (a crash after the silver
-    commit, before the checkpoint). No ``txnAppId`` on silver on purpose: Delta answers "was this batch
-    committed?" by reconstructing the whole table state (Spark jobs, every batch, growing with the log),
-    while the id check gives the same guarantee. The batch's ids are collected on the driver, as Arrow,
-    and looked up in silver with delta-rs (:class:`SilverIds`: no Spark job, only the files whose
-    ``event_time`` statistics overlap the batch). Rows are shuffled and sorted for
-    deduplication only when some id is stored already or repeated within the batch; a table the lookup
-    cannot read safely (deletion vectors) falls back to a Spark read of silver's ids.
-
-    With a ``warehouse`` target the new rows are upserted into PostgreSQL *before* the silver commit, from
-    the same cached frame: a small batch (continuous mode) collected whole and loaded from the driver in one
-    transaction (:meth:`_write_small_batch`), a large one partition by partition on the executors
-    (:meth:`_load_warehouse`). Whatever silver holds, PostgreSQL holds with the same values. A crash between
-    the two - or after some partitions were loaded - replays the batch; silver lacks its rows, so they are
-    computed again and the keyed upsert overwrites the first attempt's copies with exactly what silver then
-    commits.
-    """
-
-    cfg: StreamingConfig
-    reader_schema: dict[str, Any]
-    reference: ReferenceData
-
-    def refine(
-        self,
-        bronze: DataFrame,
-        *,
-        app_id: str,
-        batch_id: int,
-        phases: BatchPhases,
-        warehouse: WarehouseTable | None = None,
-    ) -> None:
-        decoder = Decoder(self.reader_schema, RegistrySchemas(self.cfg.schema_registry_url))
-        # Cached: the sinks below read it several times, and the decode (Python) must run once per record.
-        checked = validate(
-            decode_frames(bronze, decoder),
-            max_event_age_days=self.cfg.max_event_age_days,
-            max_clock_skew_minutes=self.cfg.max_clock_skew_minutes,
-        ).persist()
-        try:
-            valid = sf.col("reason").isNull()
-            with phases.phase("decode_validate_summary"):
-                summary = checked.agg(
-                    sf.count_if(~valid).alias("quarantined"),
-                    sf.count_if(valid).alias("valid"),
-                    sf.min(sf.when(valid, sf.col("event_time"))).alias("low"),
-                    sf.max(sf.when(valid, sf.col("event_time"))).alias("high"),
-                ).first()
-            if summary is None:
-                return
-            if summary.quarantined:
-                with phases.phase("quarantine_append"):
-                    self._quarantine(checked, app_id=app_id, batch_id=batch_id)
-            if summary.low is None:
-                return
-            rows = enrich(silver_rows(checked), self.reference)
-            if warehouse is not None and summary.valid <= self.cfg.warehouse_driver_load_max_rows:
-                self._write_small_batch(rows, summary.low, summary.high, phases=phases, warehouse=warehouse)
-            else:
-                self._write_new_rows(rows, summary.low, summary.high, phases=phases, warehouse=warehouse)
-        finally:
-            checked.unpersist()
-            # The batch's Arrow copies are garbage now; mimalloc (pyarrow's pool) keeps freed pages for reuse
-            # unless told otherwise, and a long-running driver's RSS climbed with them (~15 MB/min measured).
-            pa.default_memory_pool().release_unused()
-
-    def _write_small_batch(
-        self, rows: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable
-    ) -> None:
-        """A batch of up to ``[warehouse].driver_load_max_rows`` valid rows (continuous mode): one collect.
-
-        The valid rows come to the driver as Arrow once: the dedup lookup takes the ids from that table, and
-        the rows PostgreSQL gets are that table minus what the lookup drops, filtered here - no second Spark
-        job, which a driver-side load of the ids-only collect below needed (~70 ms per 4,000-event batch).
-        The load then runs from the driver in one transaction: the executor path costs ~200 ms more per batch
-        (a Python worker round trip), and that fixed cost is what freshness is made of. The silver append
-        reads the same cached frame; when something is dropped, Spark keeps the same first copies
-        (:func:`first_per_transaction`'s Kafka order is total), so silver and PostgreSQL hold the same rows.
-        """
-        rows = rows.persist()
-        try:
-            with phases.phase("rows_collect"):
-                table = rows.toArrow()
-            ids = table.column("transaction_id")
-            with phases.phase("dedup_check"):
-                stored = self._stored_ids(rows.sparkSession, ids, low_ms, high_ms)
-            new = rows
-            if stored is not None:
-                table = unseen_first_copies_arrow(table, stored)
-                new = unseen_first_copies(rows, rows.sparkSession.createDataFrame(pa.table({"transaction_id": stored})))
-            if table.num_rows == 0:
-                return  # a replay of a committed batch: nothing new (and no empty commit)
-            with phases.phase("warehouse_upsert"):
-                changed = upsert(warehouse, table)
-            del table
-            log.info("%s rows inserted or changed in PostgreSQL", changed)
-            with phases.phase("silver_append"):
-                self._append(new)
-        finally:
-            rows.unpersist()
-
-    def _write_new_rows(
-        self, rows: DataFrame, low_ms: int, high_ms: int, *, phases: BatchPhases, warehouse: WarehouseTable | None
-    ) -> None:
-        """Silver rows whose ``transaction_id`` silver lacks -> PostgreSQL (if any), then the silver append.
-
-        Only the ids come to the driver (the dedup lookup needs them); the batch is loaded into PostgreSQL
-        partition by partition on the executors (:meth:`_load_warehouse`), so no step holds it in the driver.
-        """
-        rows = rows.persist()
-        try:
-            with phases.phase("id_collect"):
-                ids = _ids(rows)
-            with phases.phase("dedup_check"):
-                drop = self._ids_to_drop(rows, ids, low_ms, high_ms)
-            if drop is not None:
-                with phases.phase("dedup"):
-                    deduped = unseen_first_copies(rows, drop).persist()
-                    rows.unpersist()
-                    rows = deduped
-                    ids = _ids(rows)
-            if len(ids) == 0:
-                return  # a replay of a committed batch: nothing new (and no empty commit)
-            if warehouse is not None:
-                with phases.phase("warehouse_upsert"):
-                    changed = self._load_warehouse(rows, warehouse)
-                log.info("%s rows inserted or changed in PostgreSQL", changed)
-            with phases.phase("silver_append"):
-                self._append(rows)
-        finally:
-            rows.unpersist()
-
-    def _load_warehouse(self, rows: DataFrame, warehouse: WarehouseTable) -> int:
-        """Upsert ``rows`` into PostgreSQL on the executors, one transaction per partition; rows inserted or changed.
-
-        A failure part-way leaves some partitions loaded and silver not committed: the replayed batch computes
-        the same rows (silver still lacks them) and the keyed upsert overwrites every one of them with what
-        silver then commits - the guarantee one big transaction gave, without collecting the batch on the
-        driver (a 1,000,000-event batch collected whole ran the 2 GB driver out of memory).
-        """
-        schema = from_arrow_schema(LOADED_SCHEMA)
-        loaded = rows.mapInArrow(partition_loader(warehouse), schema).collect()  # one row per partition
-        return sum(int(row.changed) for row in loaded)
-
-    def _stored_ids(self, spark: SparkSession, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> pa.Array | None:
-        """:meth:`_ids_to_drop` on the driver: None when every id is new and unique, else the stored ids."""
-        try:
-            stored = self._lookup(ids, low_ms, high_ms)
-        except LookupUnavailableError as exc:
-            log.warning("dedup falls back to a Spark read of silver's ids: %s", exc)
-            fallback = self._stored_ids_spark(spark, low_ms, high_ms).toArrow().column("transaction_id")
-            stored = pc.unique(fallback.filter(pc.is_in(fallback, value_set=pc.unique(ids))))
-        return None if _nothing_to_drop(ids, stored) else stored.cast(pa.string())
-
-    def _ids_to_drop(self, rows: DataFrame, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> DataFrame | None:
-        """None when every id is new and unique (the normal case), else the stored ids to anti-join away.
-
-        A batch that repeats an id within itself gets the (possibly empty) stored ids, so the anti-join's
-        first-copy step runs too.
-        """
-        spark = rows.sparkSession
-        try:
-            stored = self._lookup(ids, low_ms, high_ms)
-        except LookupUnavailableError as exc:
-            log.warning("dedup falls back to a Spark join: %s", exc)
-            return self._stored_ids_spark(spark, low_ms, high_ms)
-        return None if _nothing_to_drop(ids, stored) else spark.createDataFrame(pa.table({"transaction_id": stored}))
-
-    def _lookup(self, ids: pa.ChunkedArray, low_ms: int, high_ms: int) -> pa.Array:
-        """Which of ``ids`` silver holds (delta-rs); raises :class:`LookupUnavailableError` to fall back to Spark."""
-        return self._silver_ids.stored(ids, _utc_datetime(low_ms), _utc_datetime(high_ms))
-
-    @cached_property
-    def _silver_ids(self) -> SilverIds:
-        return SilverIds(str(self.cfg.silver_path))
-
-    def _quarantine(self, checked: DataFrame, *, app_id: str, batch_id: int) -> None:
-        (
-            quarantine_rows(checked)
-            .write.format("delta")
-            .mode("append")
-            .option("txnAppId", f"quarantine-{app_id}")
-            .option("txnVersion", batch_id)
-            .save(str(self.cfg.quarantine_path))
-        )
-
-    def _stored_ids_spark(self, spark: SparkSession, low_ms: int, high_ms: int) -> DataFrame:
-        """Silver's ids with event times low..high ms, read by Spark (file skipping on the Delta statistics)."""
-        return (
-            spark.read.format("delta")
-            .load(str(self.cfg.silver_path))
-            .where(sf.col("event_date").between(_utc_date(low_ms), _utc_date(high_ms)))
-            .where(
-                sf.col("event_time").between(sf.timestamp_millis(sf.lit(low_ms)), sf.timestamp_millis(sf.lit(high_ms)))
-            )
-            .select("transaction_id")
-        )
-
-    def _append(self, rows: DataFrame) -> None:
-        (
-            rows.write.format("delta")
-            .mode("append")
-            # Enrichment columns added by an upgrade extend an existing table instead of failing the batch.
-            .option("mergeSchema", "true")
-            .save(str(self.cfg.silver_path))
-        )
-
-
+# ---- silver + quarantine (staged) ---------------------------------------------------------------------
 @dataclass
 class SilverBatch(Refiner):
     """``foreachBatch`` body of the staged ``silver`` query (bronze Delta -> silver; runs on the driver)."""
@@ -349,70 +121,8 @@ class SilverBatch(Refiner):
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
         phases = BatchPhases(batch.sparkSession, "silver", batch_id)
-        self.refine(batch.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases)
+        self.refine(batch.drop(*UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases)
         phases.write(phases_path(self.cfg.metrics_path))
-
-
-# Bronze columns neither silver nor quarantine keep: not decoded, not cached.
-_UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
-
-
-def _ids(rows: DataFrame) -> pa.ChunkedArray:
-    """The rows' ``transaction_id``s on the driver: all the dedup lookup needs (~40 bytes a row)."""
-    return rows.select("transaction_id").toArrow().column("transaction_id")
-
-
-def _nothing_to_drop(ids: pa.ChunkedArray, stored: pa.Array) -> bool:
-    """Every id is new and unique within the batch: the normal case, which needs no anti-join."""
-    return len(stored) == 0 and pc.count_distinct(ids).as_py() == len(ids)
-
-
-def _utc_datetime(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
-def _utc_date(epoch_ms: int) -> date:
-    return _utc_datetime(epoch_ms).date()
-
-
-def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty silver table (so readers can start before the first batch) with the exact schema.
-
-    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
-    """
-    if not DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
-        empty = spark.createDataFrame([], _silver_schema(spark))
-        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
-    table_properties.apply(str(cfg.silver_path), table_properties.SILVER)
-
-
-def ensure_quarantine_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty quarantine table: batches without rejects do not write it, but readers expect it."""
-    if DeltaTable.isDeltaTable(spark, str(cfg.quarantine_path)):
-        return
-    empty = spark.createDataFrame([], quarantine_rows(_checked_empty(spark)).schema)
-    empty.write.format("delta").mode("ignore").save(str(cfg.quarantine_path))
-
-
-def _checked_empty(spark: SparkSession) -> DataFrame:
-    """The transforms run on an empty bronze frame: the one source of truth for the tables' schemas."""
-    bronze = spark.createDataFrame([], BRONZE_SCHEMA).drop(*_UNUSED_BRONZE)
-    return validate(decode_frames(bronze, Decoder(schema_dict(), StaticSchemas({}))))
-
-
-def _silver_schema(spark: SparkSession) -> Any:
-    return enrich(silver_rows(_checked_empty(spark)), ReferenceData({}, {}, {})).schema
-
-
-def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty bronze table, so the silver query can start before the first Kafka batch lands.
-
-    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
-    """
-    if not DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
-        empty = spark.createDataFrame([], BRONZE_SCHEMA)
-        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
-    table_properties.apply(str(cfg.bronze_path), table_properties.BRONZE)
 
 
 def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
@@ -488,7 +198,7 @@ class MedallionBatch(Refiner):
             bronze = _Concurrent(lambda: self._append_bronze(raw, guard, batch_id, phases))
             try:
                 self.refine(
-                    raw.drop(*_UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
+                    raw.drop(*UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
                 )
             finally:
                 bronze.result()
@@ -603,58 +313,6 @@ STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[St
     "gold": start_gold_queries,
     "scorer": lambda spark, cfg, mode: [start_scorer(spark, cfg, mode)],
 }
-
-
-# ---- progress metrics ---------------------------------------------------------------------------------
-class ProgressRecorder(StreamingQueryListener):
-    """Appends one JSON line per micro-batch to ``metrics_path`` for monitoring and the streaming DAG.
-
-    The log rotates at :data:`shoplake.files.LOG_MAX_BYTES` (its readers read across the rotation).
-    """
-
-    def __init__(self, metrics_path: Path) -> None:
-        self.metrics_path = metrics_path
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-
-    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
-        return None
-
-    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
-        return None
-
-    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
-        return None
-
-    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
-        p = event.progress
-        durations = dict(p.durationMs or {})
-        state_rows = sum(int(op.numRowsTotal) for op in (p.stateOperators or []))
-        line = {
-            "query": p.name,
-            "query_id": str(p.id),
-            "run_id": str(p.runId),
-            "batch_id": int(p.batchId),
-            "timestamp": p.timestamp,
-            "input_rows": int(p.numInputRows),
-            "input_rows_per_second": float(p.inputRowsPerSecond or 0.0),
-            "processed_rows_per_second": float(p.processedRowsPerSecond or 0.0),
-            "batch_duration_ms": int(durations.get("triggerExecution", 0)),
-            "add_batch_ms": int(durations.get("addBatch", 0)),
-            "state_rows": state_rows,
-        }
-        append_line(self.metrics_path, json.dumps(line))
-
-
-_RECORDERS: dict[tuple[int, Path], ProgressRecorder] = {}
-
-
-def attach_progress_recorder(spark: SparkSession, cfg: StreamingConfig) -> ProgressRecorder:
-    """Register the JSONL recorder for ``cfg.metrics_path`` once per session (idempotent)."""
-    key = (id(spark), cfg.metrics_path)
-    if key not in _RECORDERS:
-        _RECORDERS[key] = ProgressRecorder(cfg.metrics_path)
-        spark.streams.addListener(_RECORDERS[key])
-    return _RECORDERS[key]
 
 
 # ---- run modes ----------------------------------------------------------------------------------------

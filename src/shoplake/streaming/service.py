@@ -48,7 +48,7 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str, *, long_running
 
     ``long_running`` (the continuous service) pins the driver heap: see ``session.driver_java_options``.
     """
-    from shoplake.streaming.jobs import attach_progress_recorder
+    from shoplake.streaming.progress import attach_progress_recorder
     from shoplake.streaming.session import spark_session
 
     check_writable(storage_folders(settings, cfg), settings.delta_min_free_mb)
