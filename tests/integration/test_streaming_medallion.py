@@ -27,7 +27,8 @@ import pyarrow as pa
 import pytest
 import requests
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 from pyspark.sql import SparkSession
 
