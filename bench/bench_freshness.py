@@ -30,8 +30,9 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); ``--minutes
 60 --section soak`` the long run that shows whether gold's per-batch cost stays flat ("Streaming soak");
-``--minutes 120 --section soak-long`` crosses several event-time hours, so the driver's memory is seen across
-the gold windows that open and close ("Streaming soak (several hours)"); a
+``--minutes 120 --section soak-long`` crosses several event-time hours: the driver's memory across the gold
+windows that open and close, and the medallion's per-batch cost as bronze's and silver's Delta logs grow
+("Streaming soak (several hours)"); a
 higher ``--rate`` with ``--section load-test`` is the issue-9 load test ("Streaming load test"). ``--find-rate
 START,STEP,MAX`` first searches that rate (short probes, see ``rate_search``), then runs the load test at the
 highest rate that kept up.
