@@ -25,7 +25,35 @@ def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Pa
     assert cfg.triggers["bronze"].endswith("second")
     assert cfg.max_records_per_partition == 100_000
     assert cfg.warehouse_driver_load_max_rows == 50_000
+    assert (cfg.log_retention_s, cfg.log_cleanup_interval_s) == (30 * 60, 5 * 60)
     assert "password" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("maintenance", "expected"),
+    [
+        ({}, (1800, 300)),
+        ({"log_retention": "2 hours", "log_cleanup_interval": "30 seconds"}, (7200, 30)),
+        ({"log_retention": "10 minutes", "log_cleanup_interval": "1 second"}, (600, 1)),
+    ],
+)
+def test_log_cleanup_intervals(settings: Settings, maintenance: dict[str, str], expected: tuple[int, int]) -> None:
+    cfg = resolve({"maintenance": maintenance}, settings)
+    assert (cfg.log_retention_s, cfg.log_cleanup_interval_s) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("log_retention", "9 minutes"),  # below the floor that protects snapshots readers are using
+        ("log_retention", "soon"),
+        ("log_retention", 3600),
+        ("log_cleanup_interval", "0 seconds"),
+    ],
+)
+def test_bad_log_cleanup_settings_are_named(settings: Settings, key: str, value: object) -> None:
+    with pytest.raises(StreamingConfigError, match=f"maintenance.{key}="):
+        resolve({"maintenance": {key: value}}, settings)
 
 
 def test_every_bad_value_is_named(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shoplake.streaming.window_values import RETAIN, Plan, Recorded, ledger, plan
+from shoplake.streaming.window_values import FOLLOW_MARGIN, RETAIN, Plan, Recorded, followed_floor, ledger, plan
 
 H8 = dt.datetime(2026, 3, 2, 8)
 H9 = H8 + dt.timedelta(hours=1)
@@ -61,3 +61,12 @@ def test_ledger_takes_each_windows_latest_append_and_drops_nothing_it_cannot_rea
 @pytest.mark.usefixtures("kolkata")
 def test_ledger_keys_are_naive_local_time_like_the_windows_spark_returns() -> None:
     assert list(ledger([_file(H8, 1, 100)])) == [dt.datetime(2026, 3, 2, 13, 30)]
+
+
+def test_the_log_floor_is_the_oldest_version_a_fill_may_still_follow() -> None:
+    horizon = int((RETAIN + FOLLOW_MARGIN).total_seconds())
+    held = {H8: Recorded(3, NOW - horizon - 1), H9: Recorded(5, NOW - horizon), H10: Recorded(9, NOW)}
+    # H8 is past the horizon: the next fill drops it, so only H9 and H10 hold silver's log back.
+    assert followed_floor(held, NOW) == 5
+    assert followed_floor({H8: Recorded(3, NOW - horizon - 1)}, NOW) is None
+    assert followed_floor({}, NOW) is None

@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from shoplake.config import Settings
 
@@ -25,6 +25,9 @@ _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _INTERVAL: Final = re.compile(r"^\d+ (second|seconds|minute|minutes|hour|hours)$")
 _SIZE: Final = re.compile(r"^[1-9][0-9]*[kmg]$")
 _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_UNIT_SECONDS: Final = {"second": 1, "minute": 60, "hour": 3600}
+# Below this a snapshot a reader took moments ago could lose log files it has yet to read.
+MIN_LOG_RETENTION_S: Final = 600
 
 
 class StreamingConfigError(ValueError):
@@ -73,6 +76,10 @@ class StreamingConfig:
     gold_fraud_alerts_path: Path = Path("gold/fraud_alerts")
     alerts_topic: str = "ecommerce.fraud-alerts"
     scorer_max_files_per_trigger: int = 100
+    # Delta log cleanup (:mod:`.log_cleanup`): versions committed within this many seconds always stay readable,
+    # and the continuous service cleans the logs this often.
+    log_retention_s: int = 1800
+    log_cleanup_interval_s: int = 300
     settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -110,6 +117,35 @@ def _topics(src: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
         errors.append(f"source.topics={topics!r}: must be a list of topic names")
         return ()
     return tuple(topics)
+
+
+def seconds(interval: str) -> int:
+    """Seconds of an interval such as ``"5 minutes"`` (0 for a string that is not one; validation reports it)."""
+    found = _INTERVAL.match(interval)
+    if found is None:
+        return 0
+    return int(interval.split(maxsplit=1)[0]) * _UNIT_SECONDS[found.group(1).rstrip("s")]
+
+
+class _Upkeep(TypedDict):
+    log_retention_s: int
+    log_cleanup_interval_s: int
+
+
+def _maintenance(sec: dict[str, Any], errors: list[str]) -> _Upkeep:
+    """[maintenance]: the Delta log retention and the continuous service's cleanup interval, in seconds."""
+    found = []
+    for key, default, minimum in (
+        ("log_retention", "30 minutes", MIN_LOG_RETENTION_S),
+        ("log_cleanup_interval", "5 minutes", 1),
+    ):
+        value = sec.get(key, default)
+        secs = seconds(value) if isinstance(value, str) else 0
+        if secs < minimum:
+            errors.append(f"maintenance.{key}={value!r}: must be an interval like '30 minutes', >= {minimum} s")
+            secs = seconds(default)
+        found.append(secs)
+    return _Upkeep(log_retention_s=found[0], log_cleanup_interval_s=found[1])
 
 
 def _size(sec: dict[str, Any], sec_name: str, key: str, default: str, errors: list[str]) -> str:
@@ -178,9 +214,20 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
             return default
         return value
 
-    src, tables, trig, silver, wh, spark, paths, pipeline, scorer = (
+    src, tables, trig, silver, wh, spark, paths, pipeline, scorer, upkeep = (
         section(n)
-        for n in ("source", "tables", "triggers", "silver", "warehouse", "spark", "paths", "pipeline", "scorer")
+        for n in (
+            "source",
+            "tables",
+            "triggers",
+            "silver",
+            "warehouse",
+            "spark",
+            "paths",
+            "pipeline",
+            "scorer",
+            "maintenance",
+        )
     )
     stages = _stages(pipeline, errors)
     topics = _topics(src, errors) or (settings.kafka_topic,)
@@ -255,6 +302,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),
         alerts_topic=alerts_topic,
         scorer_max_files_per_trigger=scorer_files,
+        **_maintenance(upkeep, errors),
         settings=settings,
     )
     if errors:

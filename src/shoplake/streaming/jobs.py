@@ -49,6 +49,7 @@ from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.enrich import load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
 from shoplake.streaming.handover import STAGED, refuse_staged_reader, take_over_from_staged
+from shoplake.streaming.maintenance import clean_logs
 from shoplake.streaming.progress import attach_progress_recorder
 from shoplake.streaming.refiner import Refiner
 from shoplake.streaming.replay_guard import ReplayGuard
@@ -340,6 +341,30 @@ def run_catch_up(spark: SparkSession, cfg: StreamingConfig, queries: tuple[str, 
     return results
 
 
+def clean_logs_logged(cfg: StreamingConfig) -> None:
+    """One Delta log cleanup of the continuous service (:mod:`.log_cleanup`), logged; a failure only warns.
+
+    The cleanup is housekeeping: if it fails (a file system error, a table being replaced), the tables are as
+    they were and the next interval tries again, so the service keeps running and says why in its log.
+    """
+    try:
+        results = clean_logs(cfg)
+    except Exception:
+        log.warning("Delta log cleanup failed; the next one runs in %s s", cfg.log_cleanup_interval_s, exc_info=True)
+        return
+    for r in results:
+        if r.deleted:
+            log.info(
+                "log cleanup %s: %s files deleted, log starts at checkpoint %s, %s entries left (floor %s, by %s)",
+                r.table,
+                r.deleted,
+                r.starts_at,
+                r.remaining,
+                r.floor,
+                r.held_by,
+            )
+
+
 def run_continuous(
     spark: SparkSession,
     cfg: StreamingConfig,
@@ -358,11 +383,15 @@ def run_continuous(
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "default")
     if on_started is not None:
         on_started(queries)
+    cleanup_due = time.monotonic() + cfg.log_cleanup_interval_s
     try:
         while not stop.is_set():
             for query in queries:
                 if not query.isActive:
                     raise RuntimeError(f"streaming query {query.name} stopped: {query.exception()}")
+            if time.monotonic() >= cleanup_due:
+                clean_logs_logged(cfg)
+                cleanup_due = time.monotonic() + cfg.log_cleanup_interval_s
             stop.wait(1.0)
     finally:
         for query in queries:

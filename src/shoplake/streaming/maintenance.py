@@ -1,13 +1,16 @@
-"""Delta table maintenance: compaction (OPTIMIZE) and VACUUM with a retention that is safe for streaming.
+"""Delta table maintenance: compaction (OPTIMIZE), VACUUM with a retention that is safe for streaming, log cleanup.
 
 Micro-batches write many small files; OPTIMIZE compacts them so readers (silver's stream, the ML extract,
 dbt's loads) open fewer files. VACUUM deletes files no longer referenced, but a streaming reader or a
 time-travel query may still need recent ones, so the retention never goes below Delta's 7-day default
-(Delta's own ``retentionDurationCheck`` stays on and refuses anything shorter as well).
+(Delta's own ``retentionDurationCheck`` stays on and refuses anything shorter as well). The Delta logs are
+cleaned to what their readers still need (:mod:`.log_cleanup`); the continuous service does that on its own
+every few minutes.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -15,6 +18,7 @@ from typing import Final
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from shoplake.streaming import log_cleanup, window_values
 from shoplake.streaming.config import StreamingConfig
 
 MIN_RETENTION_HOURS: Final = 168
@@ -26,6 +30,7 @@ class MaintenanceResult:
     files_before: int
     files_after: int
     vacuumed: bool
+    log_files_deleted: int
 
 
 def check_retention(retention_hours: int) -> None:
@@ -49,6 +54,17 @@ def tables(cfg: StreamingConfig) -> dict[str, Path]:
     }
 
 
+def clean_logs(cfg: StreamingConfig) -> list[log_cleanup.CleanupResult]:
+    """Clean every streaming table's Delta log, keeping what the queries and silver's window-values fill need."""
+    followed = window_values.oldest_followed(str(cfg.gold_customer_window_values_path), int(time.time()))
+    return log_cleanup.clean_tables(
+        {**tables(cfg), "gold_fraud_alerts": cfg.gold_fraud_alerts_path},
+        checkpoint_root=cfg.checkpoint_root,
+        retention_s=cfg.log_retention_s,
+        extra_floors={"silver": {"window_values_fill": followed}} if followed is not None else None,
+    )
+
+
 def _file_count(spark: SparkSession, path: Path) -> int:
     detail = DeltaTable.forPath(spark, str(path)).detail().select("numFiles").first()
     return int(detail[0]) if detail is not None else 0
@@ -57,9 +73,9 @@ def _file_count(spark: SparkSession, path: Path) -> int:
 def maintain(
     spark: SparkSession, cfg: StreamingConfig, *, retention_hours: int = MIN_RETENTION_HOURS, vacuum: bool = True
 ) -> list[MaintenanceResult]:
-    """OPTIMIZE every existing table, then VACUUM it; tables not created yet are skipped."""
+    """OPTIMIZE every existing table, then VACUUM it, then clean the logs; tables not created yet are skipped."""
     check_retention(retention_hours)
-    results = []
+    compacted = []
     for name, path in tables(cfg).items():
         if not DeltaTable.isDeltaTable(spark, str(path)):
             continue
@@ -68,5 +84,6 @@ def maintain(
         table.optimize().executeCompaction()
         if vacuum:
             table.vacuum(retention_hours)
-        results.append(MaintenanceResult(name, before, _file_count(spark, path), vacuum))
-    return results
+        compacted.append((name, before, _file_count(spark, path)))
+    deleted = {r.table: r.deleted for r in clean_logs(cfg)}
+    return [MaintenanceResult(name, before, after, vacuum, deleted.get(name, 0)) for name, before, after in compacted]

@@ -43,6 +43,7 @@ from shoplake.streaming.batch_phases import BatchPhases
 from shoplake.streaming.table_properties import CHANGE_DATA_FEED
 
 RETAIN: Final = dt.timedelta(hours=1)
+FOLLOW_MARGIN: Final = dt.timedelta(minutes=15)
 WINDOW: Final = "window_start"
 _VERSION: Final = "silver_version"
 _RECORDED: Final = "recorded_at_epoch_s"
@@ -97,6 +98,32 @@ def ledger(files: Sequence[dict[str, Any]]) -> dict[dt.datetime, Recorded]:
     return held
 
 
+def _ledger_of(path: str) -> dict[dt.datetime, Recorded]:
+    try:
+        table = LogTable(path)
+    except TableNotFoundError:
+        return {}
+    files = pa.table(table.get_add_actions(flatten=True))
+    return ledger(files.select([f"partition.{WINDOW}", f"max.{_VERSION}", f"max.{_RECORDED}"]).to_pylist())
+
+
+def oldest_followed(path: str, now_s: int) -> int | None:
+    """The oldest silver version a fill of the table at ``path`` may still follow from (see :func:`followed_floor`)."""
+    return followed_floor(_ledger_of(path), now_s)
+
+
+def followed_floor(held: dict[dt.datetime, Recorded], now_s: int) -> int | None:
+    """The oldest silver version a fill may still follow from ``held`` windows (None: none can be followed).
+
+    The floor :mod:`.log_cleanup` keeps silver's log from: a window untouched for :data:`RETAIN` is dropped by
+    the next fill (:func:`plan`), never followed, so it holds nothing back. :data:`FOLLOW_MARGIN` more covers a
+    fill that planned to follow a window just before it expired and is still reading.
+    """
+    horizon = (RETAIN + FOLLOW_MARGIN).total_seconds()
+    live = [rec.version for rec in held.values() if now_s - rec.at_epoch_s <= horizon]
+    return min(live) if live else None
+
+
 @dataclass(frozen=True)
 class WindowValues:
     """The table at ``path``: ``columns`` of silver's rows per hour window, for the windows a fill asks for."""
@@ -147,12 +174,7 @@ class WindowValues:
         A Spark aggregation over the table cost ~0.5 s per fill on a table of 26 files and 7.9M rows; reading
         the log ~6 ms (both measured on one table, a scratch script with the soak's shapes).
         """
-        try:
-            table = LogTable(self.path)
-        except TableNotFoundError:
-            return {}
-        files = pa.table(table.get_add_actions(flatten=True))
-        return ledger(files.select([f"partition.{WINDOW}", f"max.{_VERSION}", f"max.{_RECORDED}"]).to_pylist())
+        return _ledger_of(self.path)
 
     def _silver(self, windows: Sequence[dt.datetime], version: int | None) -> DataFrame:
         """Silver's rows of ``windows`` (at ``version``, or the latest)."""

@@ -1,0 +1,233 @@
+"""Delta log cleanup for tables committed every second, keeping every version a known reader still needs.
+
+Why: on a local (or HDFS) file system Delta lists the whole ``_delta_log`` folder on every snapshot update -
+every append, every streaming read - and Delta's own cleanup is sized for tables committed a few times an
+hour: it runs at checkpoints, deletes only files older than ``delta.logRetentionDuration`` (30 days by
+default), and even with a short retention only up to the start of that UTC day. A table the medallion commits
+to every second therefore kept growing all day: 20,410 log entries after two hours of the two-hour soak, when
+bronze's and silver's appends had become 1.8-2x slower than in its first minutes (BENCHMARKS.md, "Streaming
+soak (several hours)").
+
+This cleanup applies the Delta protocol's metadata cleanup with a floor made of what reads the log:
+
+* each streaming query whose checkpoint is under the checkpoint root: the version its last committed offsets
+  (a Delta source's ``reservoirVersion``, matched by table id) resume from - a query stopped for a week
+  resumes where it was;
+* further floors a caller knows of (silver's change-feed followers, :func:`.window_values.oldest_followed`);
+* every version committed within ``log_retention``: ad-hoc readers, time travel, snapshots in use.
+
+It deletes the commits, checksums and checkpoints older than the newest checkpoint at or before that floor -
+a reader starts at a checkpoint and never reads what precedes it - with Hadoop's ``.crc`` sidecars of those
+files. Data files are VACUUM's job (:mod:`.maintenance`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from shoplake.streaming.checkpoints import committed_sources
+
+log = logging.getLogger(__name__)
+
+_VERSION: Final = r"(\d{20})"
+# (pattern, kind) of the log files this cleanup may delete; anything else in the folder is left alone.
+_KINDS: Final = (
+    (re.compile(rf"^{_VERSION}\.json$"), "commit"),
+    (re.compile(rf"^{_VERSION}\.crc$"), "checksum"),
+    (re.compile(rf"^{_VERSION}\.checkpoint\.parquet$"), "checkpoint"),
+    (re.compile(rf"^{_VERSION}\.checkpoint\.(\d{{10}})\.(\d{{10}})\.parquet$"), "checkpoint_part"),
+    (re.compile(rf"^{_VERSION}\.{_VERSION}\.compacted\.json$"), "compacted"),
+)
+# A V2 checkpoint (UUID-named, with sidecar files in _sidecars/) is not handled: such a table is skipped.
+_V2_CHECKPOINT: Final = re.compile(rf"^{_VERSION}\.checkpoint\.[0-9a-fA-F-]{{36}}\.(json|parquet)$")
+
+
+class UnsupportedLogError(ValueError):
+    """The log holds files this cleanup does not know how to clean safely (it then leaves the table alone)."""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One deletable entry of ``_delta_log``: its name, the version it belongs to and what it is."""
+
+    name: str
+    version: int
+    kind: str
+    # A log compaction covers a range of versions; for every other kind last == version.
+    last: int
+    part: tuple[int, int] | None = None
+
+
+def parse(name: str) -> LogFile | None:
+    """The :class:`LogFile` a name stands for (a Hadoop ``.crc`` sidecar as its file's); None for other names."""
+    inner = name[1:-4] if name.startswith(".") and name.endswith(".crc") else name
+    if _V2_CHECKPOINT.match(inner):
+        raise UnsupportedLogError(f"V2 checkpoint {name}")
+    for pattern, kind in _KINDS:
+        found = pattern.match(inner)
+        if found is None:
+            continue
+        version = int(found.group(1))
+        if kind == "compacted":
+            return LogFile(name, version, kind, int(found.group(2)))
+        if kind == "checkpoint_part":
+            part = (int(found.group(2)), int(found.group(3)))
+            return LogFile(name, version, kind if inner == name else "sidecar", version, part)
+        return LogFile(name, version, kind if inner == name else "sidecar", version)
+    return None
+
+
+def complete_checkpoints(files: Iterable[LogFile]) -> set[int]:
+    """Versions with a whole checkpoint: the single file, or all parts of a multi-part one."""
+    single, parts = set(), dict[int, set[int]]()
+    totals: dict[int, int] = {}
+    for f in files:
+        if f.kind == "checkpoint":
+            single.add(f.version)
+        elif f.kind == "checkpoint_part" and f.part is not None:
+            parts.setdefault(f.version, set()).add(f.part[0])
+            totals[f.version] = f.part[1]
+    return single | {v for v, seen in parts.items() if len(seen) == totals[v]}
+
+
+def expired(files: list[LogFile], *, floor: int, last_checkpoint: int | None) -> tuple[int | None, list[LogFile]]:
+    """(the checkpoint the log will start at, the files before it) for a table read no further back than ``floor``.
+
+    The start is the newest whole checkpoint at or before both ``floor`` and ``last_checkpoint`` (the version in
+    ``_last_checkpoint``, written only once a checkpoint is complete). Without one nothing is deleted.
+    """
+    if last_checkpoint is None:
+        return None, []
+    eligible = [v for v in complete_checkpoints(files) if v <= min(floor, last_checkpoint)]
+    if not eligible:
+        return None, []
+    start = max(eligible)
+    return start, sorted((f for f in files if f.last < start), key=lambda f: (f.version, f.name))
+
+
+def time_floor(commit_mtimes: Mapping[int, float], cutoff_s: float) -> int | None:
+    """The oldest version committed at or after ``cutoff_s`` (the newest version if all are older; None if none)."""
+    if not commit_mtimes:
+        return None
+    recent = [v for v, mtime in commit_mtimes.items() if mtime >= cutoff_s]
+    return min(recent) if recent else max(commit_mtimes)
+
+
+def reader_floors(checkpoint_root: Path, table_id: str) -> dict[str, int]:
+    """Per streaming checkpoint under ``checkpoint_root`` reading the table ``table_id``: the version it resumes at.
+
+    A query resumes from its last committed batch's end offsets; one that never committed a batch starts from
+    its first planned one. Both hold the Delta source's ``reservoirVersion`` (with ``isStartingVersion`` it
+    reads the snapshot at that version, which a checkpoint at or before it still provides).
+    """
+    floors: dict[str, int] = {}
+    if not checkpoint_root.is_dir():
+        return floors
+    for offsets in sorted(checkpoint_root.rglob("offsets")):
+        checkpoint = offsets.parent
+        _, sources = committed_sources(checkpoint)
+        if not sources:
+            sources = _first_planned(offsets)
+        versions = [int(s["reservoirVersion"]) for s in sources if s.get("reservoirId") == table_id]
+        if versions:
+            floors[str(checkpoint.relative_to(checkpoint_root))] = min(versions)
+    return floors
+
+
+def _first_planned(offsets: Path) -> list[dict[str, Any]]:
+    batches = sorted(int(p.name) for p in offsets.iterdir() if p.name.isdigit())
+    if not batches:
+        return []
+    lines = (offsets / str(batches[0])).read_text().splitlines()
+    return [json.loads(line) for line in lines[2:]]  # line 0: version, line 1: batch metadata
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    table: str
+    floor: int | None  # the oldest version still readable after the cleanup
+    starts_at: int | None  # the checkpoint the log starts at now (None: nothing could be deleted)
+    deleted: int
+    remaining: int
+    held_by: str  # what set the floor: "retention" or the reader's name
+
+
+def clean_table(
+    name: str,
+    path: Path,
+    *,
+    checkpoint_root: Path,
+    retention_s: float,
+    extra_floors: Mapping[str, int] | None = None,
+    now_s: float | None = None,
+) -> CleanupResult:
+    """Delete ``path``'s log files that neither a reader's floor nor ``retention_s`` keeps (see module doc)."""
+    log_dir = path / "_delta_log"
+    names = [entry.name for entry in log_dir.iterdir()]
+    files = [f for f in map(parse, names) if f is not None]  # an unsupported layout raises before anything
+    try:
+        table_id = str(DeltaTable(str(path)).metadata().id)
+    except TableNotFoundError:
+        return CleanupResult(name, None, None, 0, len(names), "no table")
+    commits = {f.version: (log_dir / f.name).stat().st_mtime for f in files if f.kind == "commit"}
+    now = time.time() if now_s is None else now_s
+    floors = {"retention": time_floor(commits, now - retention_s)}
+    floors.update(reader_floors(checkpoint_root, table_id))
+    floors.update(extra_floors or {})
+    known = {reader: v for reader, v in floors.items() if v is not None}
+    if not known:
+        return CleanupResult(name, None, None, 0, len(names), "no commits")
+    held_by = min(known, key=lambda reader: known[reader])
+    start, doomed = expired(files, floor=known[held_by], last_checkpoint=_last_checkpoint(log_dir))
+    deleted = 0
+    for f in doomed:
+        try:
+            (log_dir / f.name).unlink()
+            deleted += 1
+        except FileNotFoundError:  # Delta's own cleanup (or another run) got there first
+            continue
+    return CleanupResult(name, known[held_by], start, deleted, len(names) - deleted, held_by)
+
+
+def _last_checkpoint(log_dir: Path) -> int | None:
+    try:
+        return int(json.loads((log_dir / "_last_checkpoint").read_text())["version"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def clean_tables(
+    tables: Mapping[str, Path],
+    *,
+    checkpoint_root: Path,
+    retention_s: float,
+    extra_floors: Mapping[str, Mapping[str, int]] | None = None,
+) -> list[CleanupResult]:
+    """:func:`clean_table` for each existing table; a table with an unsupported log is skipped with a warning."""
+    results = []
+    for name, path in tables.items():
+        if not (path / "_delta_log").is_dir():
+            continue
+        try:
+            result = clean_table(
+                name,
+                path,
+                checkpoint_root=checkpoint_root,
+                retention_s=retention_s,
+                extra_floors=(extra_floors or {}).get(name),
+            )
+        except UnsupportedLogError as exc:
+            log.warning("log cleanup skips %s: %s (not handled; Delta's own cleanup still applies)", path, exc)
+            continue
+        results.append(result)
+    return results
