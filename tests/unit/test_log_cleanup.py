@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -140,10 +141,10 @@ def _table(path: Path, commits: int, checkpoints: tuple[int, ...]) -> None:
             DeltaTable(str(path)).create_checkpoint()
 
 
-def _age(path: Path, seconds_before_now: float, versions: range) -> None:
+def _age(path: Path, seconds_before_now: float, versions: range, now: float = NOW) -> None:
     for v in versions:
         file = path / "_delta_log" / f"{_v(v)}.json"
-        os.utime(file, (NOW - seconds_before_now, NOW - seconds_before_now))
+        os.utime(file, (now - seconds_before_now, now - seconds_before_now))
 
 
 def test_a_cleaned_table_reads_the_same_and_keeps_what_readers_need(tmp_path: Path) -> None:
@@ -191,3 +192,32 @@ def test_unsupported_and_missing_tables_are_skipped(tmp_path: Path, caplog: pyte
     assert results == []
     assert "V2 checkpoint" in caplog.text
     assert sorted(p.name for p in (table / "_delta_log").iterdir()) == before
+
+
+def test_the_service_records_each_cleanup_and_survives_a_failing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shoplake.config import Settings
+    from shoplake.streaming import jobs
+    from shoplake.streaming.config import resolve
+    from shoplake.streaming.log_cleanup import results_path
+
+    settings = Settings.from_env({"DELTA_BASE_PATH": str(tmp_path / "delta"), "SHOPLAKE_HOME": str(tmp_path / "home")})
+    cfg = resolve({"maintenance": {"log_retention": "10 minutes"}}, settings)
+    _table(cfg.silver_path, 12, checkpoints=(4, 8))
+    _age(cfg.silver_path, 7200, range(12), now=time.time())  # the service cleans at the real clock's time
+
+    jobs.clean_logs_recorded(cfg)
+
+    lines = [json.loads(line) for line in results_path(cfg.metrics_path).read_text().splitlines()]
+    assert [(r["table"], r["starts_at"], r["held_by"]) for r in lines] == [("silver", 8, "retention")]
+    assert lines[0]["remaining"] == len(list((cfg.silver_path / "_delta_log").iterdir()))
+
+    def broken(_: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(jobs, "clean_logs", broken)
+    with caplog.at_level(logging.WARNING, logger="shoplake.streaming.jobs"):
+        jobs.clean_logs_recorded(cfg)  # housekeeping: the service keeps running
+    assert "Delta log cleanup failed" in caplog.text and "disk went away" in caplog.text
+    assert len(results_path(cfg.metrics_path).read_text().splitlines()) == 1

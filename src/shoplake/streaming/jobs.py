@@ -44,6 +44,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
+from shoplake.streaming import log_cleanup
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.enrich import load_reference
@@ -341,28 +342,20 @@ def run_catch_up(spark: SparkSession, cfg: StreamingConfig, queries: tuple[str, 
     return results
 
 
-def clean_logs_logged(cfg: StreamingConfig) -> None:
-    """One Delta log cleanup of the continuous service (:mod:`.log_cleanup`), logged; a failure only warns.
+def clean_logs_recorded(cfg: StreamingConfig) -> None:
+    """One Delta log cleanup of the continuous service (:mod:`.log_cleanup`), recorded; a failure only warns.
 
-    The cleanup is housekeeping: if it fails (a file system error, a table being replaced), the tables are as
-    they were and the next interval tries again, so the service keeps running and says why in its log.
+    Each table's result goes to ``log_cleanup.jsonl`` beside the progress log (how many log entries remain is
+    what each append's listing costs). The cleanup is housekeeping: if it fails (a file system error, a table
+    being replaced), the tables are as they were and the next interval tries again, so the service keeps running.
     """
+    started, at = time.monotonic(), time.time()
     try:
         results = clean_logs(cfg)
     except Exception:
         log.warning("Delta log cleanup failed; the next one runs in %s s", cfg.log_cleanup_interval_s, exc_info=True)
         return
-    for r in results:
-        if r.deleted:
-            log.info(
-                "log cleanup %s: %s files deleted, log starts at checkpoint %s, %s entries left (floor %s, by %s)",
-                r.table,
-                r.deleted,
-                r.starts_at,
-                r.remaining,
-                r.floor,
-                r.held_by,
-            )
+    log_cleanup.record(log_cleanup.results_path(cfg.metrics_path), results, at_s=at, seconds=time.monotonic() - started)
 
 
 def run_continuous(
@@ -390,7 +383,7 @@ def run_continuous(
                 if not query.isActive:
                     raise RuntimeError(f"streaming query {query.name} stopped: {query.exception()}")
             if time.monotonic() >= cleanup_due:
-                clean_logs_logged(cfg)
+                clean_logs_recorded(cfg)
                 cleanup_due = time.monotonic() + cfg.log_cleanup_interval_s
             stop.wait(1.0)
     finally:

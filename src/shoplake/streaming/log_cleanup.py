@@ -28,13 +28,14 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from shoplake.files import append_line
 from shoplake.streaming.checkpoints import committed_sources
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,11 @@ def _first_planned(offsets: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines[2:]]  # line 0: version, line 1: batch metadata
 
 
+def results_path(metrics_path: Path) -> Path:
+    """``log_cleanup.jsonl`` beside the progress log: one line per table and cleanup (what the log holds now)."""
+    return metrics_path.with_name("log_cleanup.jsonl")
+
+
 @dataclass(frozen=True)
 class CleanupResult:
     table: str
@@ -214,7 +220,7 @@ def clean_tables(
     extra_floors: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[CleanupResult]:
     """:func:`clean_table` for each existing table; a table with an unsupported log is skipped with a warning."""
-    results = []
+    results: list[CleanupResult] = []
     for name, path in tables.items():
         if not (path / "_delta_log").is_dir():
             continue
@@ -231,3 +237,9 @@ def clean_tables(
             continue
         results.append(result)
     return results
+
+
+def record(path: Path, results: Iterable[CleanupResult], *, at_s: float, seconds: float) -> None:
+    """Append one JSON line per result to ``path`` (see :func:`results_path`), stamped with when and how long."""
+    for r in results:
+        append_line(path, json.dumps({"at": round(at_s, 3), "seconds": round(seconds, 3), **asdict(r)}))
