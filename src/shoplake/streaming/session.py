@@ -182,11 +182,11 @@ def spark_conf(
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
         # Hadoop's checksummed local file system writes a ``.<name>.crc`` sidecar beside every file, which
-        # doubles the entries of each ``_delta_log`` that Delta lists in full on every snapshot update (and of
-        # every table folder). The raw one writes none; Delta's own ``N.crc`` table checksums are unaffected.
-        # ``fs.file.impl`` is what Spark and Delta's log listing use, ``AbstractFileSystem`` what Delta's log
-        # store and Spark's checkpoint manager write through (FileContext).
-        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+        # doubled the entries of each ``_delta_log`` that Delta lists in full on every snapshot update. Delta's
+        # log store (and Spark's checkpoint manager) write through FileContext, whose raw local implementation
+        # writes none; Delta's own ``N.crc`` table checksums are unaffected. ``fs.file.impl`` (data files) must
+        # stay the checksummed one: Hadoop's ``FileSystem.getLocal``, which RocksDB's state upload calls,
+        # casts it to ``LocalFileSystem``.
         "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
         # Delta rebuilds a table's snapshot (log replay) with 50 tasks by default, and a bronze/quarantine append
         # replays the log once per micro-batch (its txnAppId check): one task is cheapest for logs this size
