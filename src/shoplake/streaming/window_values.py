@@ -15,7 +15,8 @@ customer, the counted columns) for the windows that have such groups, and follow
   a crash before it repeats the same rows, which no distinct count notices;
 * a window no fill has touched for :data:`RETAIN` is dropped (a metadata-only delete of its partition). If it
   needs a fill again, it is copied from silver again. This keeps the table to the open windows, and every
-  change-feed read starts well inside silver's retention (VACUUM keeps 7 days, :mod:`.maintenance`).
+  change-feed read starts well inside silver's retention (VACUUM keeps 7 days, :mod:`.maintenance`; the log
+  cleanup keeps every version a held window may still follow, :func:`oldest_followed`).
 
 Without a change data feed on silver (a silver table whose properties were never applied), the values come
 from silver directly, as they always did.
