@@ -245,19 +245,37 @@ def bronze_processed(checkpoint: Path) -> int:
     return sum(int(o) for partitions in offsets.values() for o in partitions.values())
 
 
-def delta_commits(table: Path) -> list[tuple[float, list[str], int]]:
-    """``(visible_at, added files, added records)`` per commit of ``table``, oldest first."""
-    out = []
-    log = table / "_delta_log"
-    for path in sorted(log.glob("[0-9]*.json")) if log.is_dir() else []:
-        files, records = [], 0
-        for line in path.read_text().splitlines():
-            action = json.loads(line)
-            if "add" in action:
-                files.append(action["add"]["path"])
-                records += int(json.loads(action["add"].get("stats") or "{}").get("numRecords", 0))
-        out.append((path.stat().st_mtime, files, records))
-    return out
+class CommitLog:
+    """``(visible_at, added files, added records)`` per commit of a Delta table, oldest first, read as they land.
+
+    Read on every sample, and kept: the service's log cleanup (``streaming/log_cleanup.py``) deletes commits
+    older than ``[maintenance].log_retention``, so a run longer than that cannot read them back at its end.
+    """
+
+    def __init__(self, table: Path) -> None:
+        self.log = table / "_delta_log"
+        self.seen: dict[str, tuple[float, list[str], int]] = {}
+
+    def read(self) -> list[tuple[float, list[str], int]]:
+        for path in sorted(self.log.glob("[0-9]*.json")) if self.log.is_dir() else []:
+            if path.name in self.seen:
+                continue
+            try:
+                self.seen[path.name] = _commit(path)
+            except FileNotFoundError:  # cleaned up between the listing and the read: seen by an earlier one
+                continue
+        return [self.seen[name] for name in sorted(self.seen)]
+
+
+def _commit(path: Path) -> tuple[float, list[str], int]:
+    files, records = [], 0
+    visible_at = path.stat().st_mtime
+    for line in path.read_text().splitlines():
+        action = json.loads(line)
+        if "add" in action:
+            files.append(action["add"]["path"])
+            records += int(json.loads(action["add"].get("stats") or "{}").get("numRecords", 0))
+    return visible_at, files, records
 
 
 @dataclasses.dataclass
@@ -331,11 +349,11 @@ class Sampler(threading.Thread):
         self.kafka_reader = load_streaming_config(lane.settings).kafka_reader
         self.samples: list[Sample] = []
         self.stop = threading.Event()
-        self.silver = lane.root / "silver/transactions"
+        self.silver = CommitLog(lane.root / "silver/transactions")
 
     def take(self) -> Sample:
         produced = sum(end_offsets(self.lane.settings, self.lane.topic).values())
-        silver = sum(records for _, _, records in delta_commits(self.silver))
+        silver = sum(records for _, _, records in self.silver.read())
         jvm_rss, tree_rss = service_rss(self.service_pid)
         return Sample(
             time.time(),
@@ -360,10 +378,10 @@ class Sampler(threading.Thread):
 
 
 # ---- results --------------------------------------------------------------------------------------------
-def silver_commits(table: Path) -> list[Commit]:
+def silver_commits(table: Path, log: CommitLog) -> list[Commit]:
     """Each silver commit's visibility time and the Kafka timestamps (epoch s) of the rows it added."""
     out = []
-    for visible_at, files, _ in delta_commits(table):
+    for visible_at, files, _ in log.read():
         stamps = [np.array([])]
         for name in files:
             # Spark may write INT96 or INT64 timestamps: go through numpy's datetime64 to get microseconds.
@@ -595,7 +613,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         stop.set()
         service.stop_background(lane.settings)
     since_ms = (t_start + args.warmup_seconds) * 1000.0
-    commits = silver_commits(lane.root / "silver/transactions")
+    commits = silver_commits(lane.root / "silver/transactions", sampler.silver)
     batches = read_batches(cfg.metrics_path)
     tail = attribute(
         commits,
