@@ -19,9 +19,14 @@ def committed_sources(checkpoint: Path) -> tuple[int | None, list[dict[str, Any]
     batches = sorted(int(p.name) for p in commits.iterdir() if p.name.isdigit()) if commits.is_dir() else []
     if not batches:
         return None, []
-    lines = (checkpoint / "offsets" / str(batches[-1])).read_text().splitlines()
+    return batches[-1], planned_sources(checkpoint, batches[-1])
+
+
+def planned_sources(checkpoint: Path, batch: int) -> list[dict[str, Any]]:
+    """The end offset of each source that batch ``batch`` was planned to read up to (``offsets/<batch>``)."""
+    lines = (checkpoint / "offsets" / str(batch)).read_text().splitlines()
     # line 0: version, line 1: batch metadata, then one JSON line per source.
-    return batches[-1], [json.loads(line) for line in lines[2:]]
+    return [json.loads(line) for line in lines[2:]]
 
 
 def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int, int]]]:

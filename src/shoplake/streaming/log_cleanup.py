@@ -36,7 +36,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from shoplake.files import append_line
-from shoplake.streaming.checkpoints import committed_sources
+from shoplake.streaming.checkpoints import committed_sources, planned_sources
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,7 @@ def reader_floors(checkpoint_root: Path, table_id: str) -> dict[str, int]:
 
 def _first_planned(offsets: Path) -> list[dict[str, Any]]:
     batches = sorted(int(p.name) for p in offsets.iterdir() if p.name.isdigit())
-    if not batches:
-        return []
-    lines = (offsets / str(batches[0])).read_text().splitlines()
-    return [json.loads(line) for line in lines[2:]]  # line 0: version, line 1: batch metadata
+    return planned_sources(offsets.parent, batches[0]) if batches else []
 
 
 def results_path(metrics_path: Path) -> Path:
