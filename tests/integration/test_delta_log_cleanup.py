@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from shoplake.config import get_settings
 from shoplake.streaming import table_properties
-from shoplake.streaming.log_cleanup import clean_table, parse
+from shoplake.streaming.log_cleanup import clean_table, parse, streaming_readers
 from shoplake.streaming.session import spark_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -59,7 +59,7 @@ def test_a_cleaned_table_reads_appends_and_resumes_its_readers(spark: SparkSessi
     _append(spark, table, 12, 14)  # versions 13..26, which the reader has not read
 
     log_dir = table / "_delta_log"
-    result = clean_table("table", table, checkpoint_root=root, retention_s=0)
+    result = clean_table("table", table, readers=streaming_readers(root), retention_s=0)
 
     # Only the reader holds the log back: it starts at the newest checkpoint before the reader's version.
     assert result.held_by == "reader" and result.floor is not None and 12 <= result.floor <= 13

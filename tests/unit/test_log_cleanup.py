@@ -21,6 +21,7 @@ from shoplake.streaming.log_cleanup import (
     expired,
     parse,
     reader_floors,
+    streaming_readers,
     time_floor,
 )
 
@@ -129,8 +130,11 @@ def test_each_reader_holds_the_version_it_resumes_at(tmp_path: Path) -> None:
     _reader(tmp_path, "gold/hourly_sales", "table-a", {0: 4, 1: 9, 2: 12}, committed=(0, 1))
     _reader(tmp_path, "scorer", "table-a", {0: 3}, committed=())  # planned, never committed: its first batch
     _reader(tmp_path, "other", "table-b", {0: 1}, committed=(0,))
-    assert reader_floors(tmp_path, "table-a") == {"gold/hourly_sales": 9, "scorer": 3}
-    assert reader_floors(tmp_path / "missing", "table-a") == {}
+    readers = streaming_readers(tmp_path)
+    assert sorted(readers) == ["gold/hourly_sales", "other", "scorer"]
+    assert reader_floors(readers, "table-a") == {"gold/hourly_sales": 9, "scorer": 3}
+    assert reader_floors(readers, "table-b") == {"other": 1}
+    assert streaming_readers(tmp_path / "missing") == {}
 
 
 def _table(path: Path, commits: int, checkpoints: tuple[int, ...]) -> None:
@@ -154,7 +158,7 @@ def test_a_cleaned_table_reads_the_same_and_keeps_what_readers_need(tmp_path: Pa
     _age(table, 7200, range(12))
     _reader(root, "gold/x", table_id, {0: 6}, committed=(0,))
 
-    result = clean_table("t", table, checkpoint_root=root, retention_s=1800, now_s=NOW)
+    result = clean_table("t", table, readers=streaming_readers(root), retention_s=1800, now_s=NOW)
 
     assert (result.floor, result.starts_at, result.held_by) == (6, 4, "gold/x")
     left = sorted(p.name for p in (table / "_delta_log").iterdir())
@@ -168,7 +172,7 @@ def test_a_cleaned_table_reads_the_same_and_keeps_what_readers_need(tmp_path: Pa
     _reader(root, "gold/x2", table_id, {0: 11}, committed=(0,))
     (root / "gold/x").rename(tmp_path / "retired")
     _age(table, 60, range(9, 12))
-    result = clean_table("t", table, checkpoint_root=root, retention_s=1800, now_s=NOW)
+    result = clean_table("t", table, readers=streaming_readers(root), retention_s=1800, now_s=NOW)
     assert (result.floor, result.starts_at, result.held_by) == (9, 8, "retention")
     assert sorted(DeltaTable(str(table)).to_pyarrow_table()["n"].to_pylist()) == list(range(12))
     assert result.remaining == len(list((table / "_delta_log").iterdir()))
@@ -178,7 +182,7 @@ def test_an_extra_floor_holds_the_log_back_too(tmp_path: Path) -> None:
     table = tmp_path / "t"
     _table(table, 12, checkpoints=(4, 8))
     _age(table, 7200, range(12))
-    result = clean_table("t", table, checkpoint_root=tmp_path, retention_s=1800, extra_floors={"fill": 5}, now_s=NOW)
+    result = clean_table("t", table, readers={}, retention_s=1800, extra_floors={"fill": 5}, now_s=NOW)
     assert (result.floor, result.starts_at, result.held_by) == (5, 4, "fill")
 
 

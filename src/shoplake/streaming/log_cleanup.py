@@ -124,24 +124,34 @@ def time_floor(commit_mtimes: Mapping[int, float], cutoff_s: float) -> int | Non
     return min(recent) if recent else max(commit_mtimes)
 
 
-def reader_floors(checkpoint_root: Path, table_id: str) -> dict[str, int]:
-    """Per streaming checkpoint under ``checkpoint_root`` reading the table ``table_id``: the version it resumes at.
+Readers = Mapping[str, list[dict[str, Any]]]
+"""Per streaming checkpoint (named relative to the checkpoint root): the source offsets it resumes from."""
+
+
+def streaming_readers(checkpoint_root: Path) -> dict[str, list[dict[str, Any]]]:
+    """The :data:`Readers` under ``checkpoint_root``, read once per cleanup and matched to each table by id.
 
     A query resumes from its last committed batch's end offsets; one that never committed a batch starts from
-    its first planned one. Both hold the Delta source's ``reservoirVersion`` (with ``isStartingVersion`` it
+    its first planned one. A Delta source's offset holds ``reservoirVersion`` (with ``isStartingVersion`` it
     reads the snapshot at that version, which a checkpoint at or before it still provides).
     """
-    floors: dict[str, int] = {}
+    readers: dict[str, list[dict[str, Any]]] = {}
     if not checkpoint_root.is_dir():
-        return floors
+        return readers
     for offsets in sorted(checkpoint_root.rglob("offsets")):
         checkpoint = offsets.parent
         _, sources = committed_sources(checkpoint)
-        if not sources:
-            sources = _first_planned(offsets)
+        readers[str(checkpoint.relative_to(checkpoint_root))] = sources or _first_planned(offsets)
+    return readers
+
+
+def reader_floors(readers: Readers, table_id: str) -> dict[str, int]:
+    """Per reader of the table ``table_id``: the version it resumes at (the lowest, if it reads it twice)."""
+    floors: dict[str, int] = {}
+    for reader, sources in readers.items():
         versions = [int(s["reservoirVersion"]) for s in sources if s.get("reservoirId") == table_id]
         if versions:
-            floors[str(checkpoint.relative_to(checkpoint_root))] = min(versions)
+            floors[reader] = min(versions)
     return floors
 
 
@@ -169,7 +179,7 @@ def clean_table(
     name: str,
     path: Path,
     *,
-    checkpoint_root: Path,
+    readers: Readers,
     retention_s: float,
     extra_floors: Mapping[str, int] | None = None,
     now_s: float | None = None,
@@ -185,7 +195,7 @@ def clean_table(
     commits = {f.version: (log_dir / f.name).stat().st_mtime for f in files if f.kind == "commit"}
     now = time.time() if now_s is None else now_s
     floors = {"retention": time_floor(commits, now - retention_s)}
-    floors.update(reader_floors(checkpoint_root, table_id))
+    floors.update(reader_floors(readers, table_id))
     floors.update(extra_floors or {})
     known = {reader: v for reader, v in floors.items() if v is not None}
     if not known:
@@ -217,6 +227,7 @@ def clean_tables(
     extra_floors: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[CleanupResult]:
     """:func:`clean_table` for each existing table; a table with an unsupported log is skipped with a warning."""
+    readers = streaming_readers(checkpoint_root)
     results: list[CleanupResult] = []
     for name, path in tables.items():
         if not (path / "_delta_log").is_dir():
@@ -225,7 +236,7 @@ def clean_tables(
             result = clean_table(
                 name,
                 path,
-                checkpoint_root=checkpoint_root,
+                readers=readers,
                 retention_s=retention_s,
                 extra_floors=(extra_floors or {}).get(name),
             )
