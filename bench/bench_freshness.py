@@ -253,6 +253,7 @@ class CommitLog:
     """
 
     def __init__(self, table: Path) -> None:
+        self.table = table
         self.log = table / "_delta_log"
         self.seen: dict[str, tuple[float, list[str], int]] = {}
 
@@ -378,14 +379,14 @@ class Sampler(threading.Thread):
 
 
 # ---- results --------------------------------------------------------------------------------------------
-def silver_commits(table: Path, log: CommitLog) -> list[Commit]:
+def silver_commits(log: CommitLog) -> list[Commit]:
     """Each silver commit's visibility time and the Kafka timestamps (epoch s) of the rows it added."""
     out = []
     for visible_at, files, _ in log.read():
         stamps = [np.array([])]
         for name in files:
             # Spark may write INT96 or INT64 timestamps: go through numpy's datetime64 to get microseconds.
-            column = pq.read_table(table / name, columns=["kafka_timestamp"]).column(0).to_numpy()
+            column = pq.read_table(log.table / name, columns=["kafka_timestamp"]).column(0).to_numpy()
             stamps.append(column.astype("datetime64[us]").astype(np.int64) / 1e6)
         out.append(Commit(visible_at, np.concatenate(stamps)))
     return out
@@ -613,7 +614,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         stop.set()
         service.stop_background(lane.settings)
     since_ms = (t_start + args.warmup_seconds) * 1000.0
-    commits = silver_commits(lane.root / "silver/transactions", sampler.silver)
+    commits = silver_commits(sampler.silver)
     batches = read_batches(cfg.metrics_path)
     tail = attribute(
         commits,
