@@ -2,38 +2,39 @@
 
 The dedup check used to be a Spark read of silver joined with the batch: Delta rebuilt the table state for
 file skipping and ran two to three jobs, ~1.5 s of a 4-second batch on two cores, whatever the batch size.
-This lookup uses delta-rs instead: its snapshot follows the log incrementally (only the new commits are
-read), the add actions carry each file's ``event_time`` min/max, and only the ``transaction_id`` column of
-the files whose range overlaps the batch is read. Parquet files are immutable, so the ids of the files the
-last batch overlapped are kept for the next one (a steady stream overlaps the same few recent files batch
-after batch); files the last batch did not touch are dropped, so memory follows the working set, never the
-table (and never exceeds :attr:`SilverIds.max_cached_ids`).
+This lookup works from the Delta log instead: :mod:`.delta_files` follows silver's files and each one's
+``event_time`` min/max commit by commit, and only the ``transaction_id`` column of the files whose range
+overlaps the batch is read. Parquet files are immutable, so the ids of the files the last batch overlapped
+are kept for the next one (a steady stream overlaps the same few recent files batch after batch); files the
+last batch did not touch are dropped, so memory follows the working set, never the table (and never exceeds
+:attr:`SilverIds.max_cached_ids`).
 
 Correctness rests on one property of the data: a transaction id names one payment attempt with one event
 time, so every copy of it lands in a file whose event-time range contains that time. Files without
 statistics are always read. A table with deletion vectors is refused (its parquet files may hold deleted
-rows, which would wrongly drop a new record): the caller falls back to the Spark join.
+rows, which would wrongly drop a new record), and so is one whose commits a catalog keeps outside the log:
+the caller falls back to the Spark join.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
+
+from shoplake.streaming.delta_files import DeltaFiles, UnsupportedTableError
 
 # Delta keeps timestamp statistics at millisecond precision (truncated): widen the batch range by one tick.
 _STATS_SLACK: Final = timedelta(milliseconds=1)
 
 
 class LookupUnavailableError(RuntimeError):
-    """The table cannot be checked from its parquet files alone (deletion vectors): use the Spark join."""
+    """The table cannot be checked from its log and parquet files alone (deletion vectors): use the Spark join."""
 
 
 @dataclass
@@ -42,19 +43,24 @@ class SilverIds:
 
     table_uri: str
     max_cached_ids: int = 1_000_000
-    _table: DeltaTable | None = None
     _cache: dict[str, pa.Array] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._files = DeltaFiles(self.table_uri, "event_time")
 
     def stored(self, ids: pa.Array | pa.ChunkedArray, low: datetime, high: datetime) -> pa.Array:
         """The distinct values of ``ids`` already in silver; ``low``/``high`` bound the batch's event times."""
         if low.tzinfo is None or high.tzinfo is None:
             raise ValueError("low and high must be timezone-aware (UTC) datetimes")
-        table = self._snapshot()
+        try:
+            paths = self._files.overlapping(low - _STATS_SLACK, high + _STATS_SLACK)
+        except UnsupportedTableError as exc:
+            raise LookupUnavailableError(str(exc)) from exc
         wanted = pc.unique(ids)
         previous, self._cache = self._cache, {}
         kept = 0
         found = []
-        for path in self._overlapping(table, low - _STATS_SLACK, high + _STATS_SLACK):
+        for path in paths:
             file_ids = previous.get(path)
             if file_ids is None:
                 file_ids = self._read_ids(path)
@@ -66,37 +72,8 @@ class SilverIds:
             return pa.array([], pa.string())
         return pc.unique(pa.chunked_array(found, pa.string()).combine_chunks())
 
-    def _snapshot(self) -> DeltaTable:
-        if self._table is None:
-            self._table = DeltaTable(self.table_uri)
-        else:
-            self._table.update_incremental()
-        if "deletionVectors" in (self._table.protocol().reader_features or []):
-            raise LookupUnavailableError(f"{self.table_uri} may carry deletion vectors")
-        return self._table
-
-    @staticmethod
-    def _overlapping(table: DeltaTable, low: datetime, high: datetime) -> list[str]:
-        """Relative or absolute paths of the files whose ``event_time`` range meets ``[low, high]``."""
-        adds = pa.table(table.get_add_actions(flatten=True))
-        if adds.num_rows == 0:
-            return []
-        lo = pa.scalar(low.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-        hi = pa.scalar(high.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-        names = adds.schema.names
-        if "min.event_time" not in names or "max.event_time" not in names:
-            return [str(p) for p in adds.column("path").to_pylist()]
-        file_min = adds.column("min.event_time").cast(pa.timestamp("us", tz="UTC"))
-        file_max = adds.column("max.event_time").cast(pa.timestamp("us", tz="UTC"))
-        meets = pc.and_kleene(pc.less_equal(file_min, hi), pc.greater_equal(file_max, lo))
-        # No statistics (null): the file may hold anything, so it is read.
-        keep = pc.fill_null(meets, True)
-        return [str(p) for p in adds.column("path").filter(keep).to_pylist()]
-
     def _read_ids(self, path: str) -> pa.Array:
-        location = unquote(path)
-        if "://" not in location and not location.startswith("/"):
-            location = f"{self.table_uri.rstrip('/')}/{location}"
+        location = path if "://" in path or path.startswith("/") else f"{self.table_uri.rstrip('/')}/{path}"
         filesystem, local = pafs.FileSystem.from_uri(location if "://" in location else f"file://{location}")
         column = pq.read_table(local, columns=["transaction_id"], filesystem=filesystem).column("transaction_id")
         return column.combine_chunks().cast(pa.string())
