@@ -22,11 +22,14 @@ What one run does (Kafka, the registry and PostgreSQL must be up: ``shoplake up 
    tree) is sampled at the same time.
 5. Traces the slowest 1 % of events to their micro-batches (``freshness_tail``): how much of their latency
    was waiting for the batch running when they were produced and how much their own batch, and what those
-   batches had in common (a concurrent gold batch, a Delta checkpoint, a phase that took longer).
+   batches had in common (a concurrent gold batch, a Delta checkpoint, a phase that took longer). The
+   checkpoint times are read on every sample, as the silver commits are: the service's log cleanup deletes
+   old ones during a long run.
 6. With ``--native-memory``, runs the driver JVM with native memory tracking and reports which of its areas
    grew over the steady part and how much of the RSS growth lies outside them (``native_memory``).
-7. Splits the run into slices (one per 10 minutes, at least four) and reports per gold table what its MERGE
-   commits copied and how long its batches took as the table grew (``gold_trend``).
+7. Splits the run into slices (one per 10 minutes, at least four) and reports the medallion's batches (mean
+   ms per phase) and silver freshness percentiles per slice (``medallion_trend``), and per gold table what its
+   MERGE commits copied and how long its batches took as the table grew (``gold_trend``).
 
 ``--rate 2000 --minutes 10`` is the issue-4 freshness benchmark (section "Streaming freshness"); ``--minutes
 60 --section soak`` the long run that shows whether gold's per-batch cost stays flat ("Streaming soak");
@@ -59,10 +62,12 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
-from freshness_tail import Commit, attribute, checkpoint_times, read_batches, read_phases
+from freshness_tail import CheckpointTimes, Commit, attribute, read_batches, read_phases
 from freshness_tail import render as render_tail
 from gold_trend import render as render_gold_trend
 from gold_trend import trend as gold_trend
+from medallion_trend import render as render_medallion_trend
+from medallion_trend import slices as medallion_slices
 from native_memory import NativeMemory, with_tracking
 from native_memory import render as render_native_memory
 from process_tree import cpu_seconds, loadavg, read, tree
@@ -76,7 +81,7 @@ from shoplake.ingestion.producer import producer_config
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
 from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.config import load_streaming_config
+from shoplake.streaming.config import StreamingConfig, load_streaming_config
 
 SECTIONS = {
     "freshness": "## Streaming freshness",
@@ -351,10 +356,12 @@ class Sampler(threading.Thread):
         self.samples: list[Sample] = []
         self.stop = threading.Event()
         self.silver = CommitLog(lane.root / "silver/transactions")
+        self.checkpoints = CheckpointTimes([lane.root / "bronze/transactions", lane.root / "silver/transactions"])
 
     def take(self) -> Sample:
         produced = sum(end_offsets(self.lane.settings, self.lane.topic).values())
         silver = sum(records for _, _, records in self.silver.read())
+        self.checkpoints.read()
         jvm_rss, tree_rss = service_rss(self.service_pid)
         return Sample(
             time.time(),
@@ -522,6 +529,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
         "oscillates with the trigger intervals, so compare thirds too).",
         *render_tail(res["tail"]),
+        *render_medallion_trend(res["medallion"]),
         *render_gold_trend(res["gold"]),
         *render_native_memory(res["native_memory"]),
     ]
@@ -565,6 +573,23 @@ def parse_args() -> argparse.Namespace:
     if args.warmup_seconds >= args.minutes * 60:
         parser.error("--warmup-seconds must be shorter than the run")
     return args
+
+
+def batch_trends(
+    cfg: StreamingConfig, lane: Lane, sampler: Sampler, commits: list[Commit], *, start: float, end: float, since: float
+) -> dict[str, Any]:
+    """The tail attribution, and the medallion's and gold's per-batch cost in slices of 10 minutes (at least 4).
+
+    In a long run the slices show whether a medallion phase or gold's per-batch cost grows with the tables.
+    """
+    batches = read_batches(cfg.metrics_path)
+    phases = read_phases(phases_path(cfg.metrics_path))
+    count = max(4, round((end - start) / 600))
+    return {
+        "tail": attribute(commits, batches, phases, sampler.checkpoints.read(), since=since),
+        "medallion": medallion_slices(commits, batches, phases, start=start, end=end, count=count, since=since),
+        "gold": gold_trend(lane.root / "gold", batches, start, end, count, phase_log=phases_path(cfg.metrics_path)),
+    }
 
 
 def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -615,29 +640,12 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         service.stop_background(lane.settings)
     since_ms = (t_start + args.warmup_seconds) * 1000.0
     commits = silver_commits(sampler.silver)
-    batches = read_batches(cfg.metrics_path)
-    tail = attribute(
-        commits,
-        batches,
-        read_phases(phases_path(cfg.metrics_path)),
-        checkpoint_times([lane.root / "bronze/transactions", lane.root / "silver/transactions"]),
-        since=since_ms / 1000.0,
-    )
     return produced, {
         "load": load,
         "stages": list(cfg.continuous_stages),
         "drain_seconds": drain,
         "silver": percentiles(silver_latencies(commits, since_ms)),
-        "tail": tail,
-        # A slice per 10 minutes (at least 4): in a long run, whether gold's per-batch cost grows with its tables.
-        "gold": gold_trend(
-            lane.root / "gold",
-            batches,
-            t_start,
-            produce_end,
-            max(4, round(args.minutes / 10)),
-            phase_log=phases_path(cfg.metrics_path),
-        ),
+        **batch_trends(cfg, lane, sampler, commits, start=t_start, end=produce_end, since=since_ms / 1000.0),
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,

@@ -73,14 +73,26 @@ def read_phases(phase_log: Path, query: str = MEDALLION) -> dict[int, dict[str, 
     return {int(r["batch_id"]): r["phases_ms"] for r in _json_lines(phase_log) if r.get("query") == query}
 
 
-def checkpoint_times(tables: Iterable[Path]) -> list[float]:
-    """When each Delta checkpoint of ``tables`` was written (file mtimes)."""
-    return sorted(
-        p.stat().st_mtime
-        for t in tables
-        if (t / "_delta_log").is_dir()
-        for p in (t / "_delta_log").glob("*.checkpoint*.parquet")
-    )
+class CheckpointTimes:
+    """When each Delta checkpoint of ``tables`` was written (file mtimes), read as they land and kept.
+
+    The service's log cleanup deletes checkpoints older than ``[maintenance].log_retention``: a run longer
+    than that cannot read them back at its end, so the benchmark reads on every sample.
+    """
+
+    def __init__(self, tables: Iterable[Path]) -> None:
+        self.logs = [t / "_delta_log" for t in tables]
+        self.seen: dict[Path, float] = {}
+
+    def read(self) -> list[float]:
+        for log in self.logs:
+            for path in log.glob("*.checkpoint*.parquet") if log.is_dir() else []:
+                if path not in self.seen:
+                    try:
+                        self.seen[path] = path.stat().st_mtime
+                    except FileNotFoundError:  # cleaned up between the listing and the stat
+                        continue
+        return sorted(self.seen.values())
 
 
 @dataclass(frozen=True)

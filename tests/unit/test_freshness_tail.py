@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from freshness_tail import (
     Batch,
+    CheckpointTimes,
     Commit,
     attribute,
-    checkpoint_times,
     read_batches,
     read_phases,
     render,
@@ -87,10 +87,19 @@ def test_logs_are_read_across_rotation_and_cut_lines(tmp_path: Path) -> None:
     assert read_phases(phases) == {1: {"x": 1.0}}
 
 
-def test_checkpoint_times_are_the_checkpoint_files_mtimes(tmp_path: Path) -> None:
+def test_checkpoint_times_are_the_checkpoint_files_mtimes_kept_after_a_cleanup(tmp_path: Path) -> None:
     log = tmp_path / "t" / "_delta_log"
     log.mkdir(parents=True)
-    (log / "00000000000000000100.checkpoint.parquet").write_bytes(b"")
+    first = log / "00000000000000000100.checkpoint.parquet"
+    first.write_bytes(b"")
     (log / "00000000000000000100.json").write_bytes(b"")
-    os.utime(log / "00000000000000000100.checkpoint.parquet", (42.0, 42.0))
-    assert checkpoint_times([tmp_path / "t", tmp_path / "missing"]) == [42.0]
+    os.utime(first, (42.0, 42.0))
+    times = CheckpointTimes([tmp_path / "t", tmp_path / "missing"])
+    assert times.read() == [42.0]
+
+    first.unlink()  # what the service's log cleanup does to an old checkpoint
+    second = log / "00000000000000000200.checkpoint.parquet"
+    second.write_bytes(b"")
+    os.utime(second, (50.0, 50.0))
+
+    assert times.read() == [42.0, 50.0]
