@@ -68,6 +68,14 @@ def test_the_table_has_a_column_per_phase_and_a_dash_where_a_slice_lacks_it() ->
     assert lines[6] == "| 0.8-1.5 | 1 | 1,000 | 80 | 12 | 0 | - |"
 
 
+def test_slices_of_about_ten_minutes_print_as_whole_minutes() -> None:
+    # Producing ends a fraction of a second after the planned 100 minutes: slices of 10.0005 minutes.
+    batch = Batch("medallion", 1, START + 1, START + 2)
+    rows = slices([], [batch], {}, start=START, end=START + 6000.3, count=10, since=START)
+
+    assert [line.split(" | ")[0] for line in render(rows)[5:8]] == ["| 0-10", "| 10-20", "| 20-30"]
+
+
 def test_a_run_without_medallion_batches_says_so() -> None:
     rows = slices([], [], {}, start=START, end=START + 60, count=2, since=START)
 
