@@ -60,14 +60,20 @@ class DeltaFiles:
         may hold anything, so it is always included.
         """
         self._refresh()
-        assert self._listed is not None
+        listed = self._still_listed()
         lo, hi = _micros(low), _micros(high)
-        file_lo, file_hi = self._listed.column("lo"), self._listed.column("hi")
+        file_lo, file_hi = listed.column("lo"), listed.column("hi")
         keep = pc.fill_null(pc.and_kleene(pc.less_equal(file_lo, hi), pc.greater_equal(file_hi, lo)), True)
-        if self._removed:
-            keep = pc.and_(keep, pc.invert(pc.is_in(self._listed.column("path"), pa.array(self._removed, pa.string()))))
-        paths = [str(p) for p in self._listed.column("path").filter(keep).to_pylist()]
+        paths = [str(p) for p in listed.column("path").filter(keep).to_pylist()]
         return paths + [p for p, (f_lo, f_hi) in self._added.items() if _meets(f_lo, f_hi, lo, hi)]
+
+    def _still_listed(self) -> pa.Table:
+        """The listing without the files removed by the commits read since it was made."""
+        assert self._listed is not None
+        if not self._removed:
+            return self._listed
+        gone = pc.is_in(self._listed.column("path"), pa.array(self._removed, pa.string()))
+        return self._listed.filter(pc.invert(gone))
 
     def _refresh(self) -> None:
         if self._listed is None:
@@ -102,11 +108,6 @@ class DeltaFiles:
         return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
     def _fold(self) -> None:
-        assert self._listed is not None
-        listed = self._listed
-        if self._removed:
-            gone = pc.is_in(listed.column("path"), pa.array(self._removed, pa.string()))
-            listed = listed.filter(pc.invert(gone))
         added = pa.table(
             {
                 "path": pa.array(list(self._added), pa.string()),
@@ -114,7 +115,7 @@ class DeltaFiles:
                 "hi": pa.array([r[1] for r in self._added.values()], pa.int64()),
             }
         )
-        self._listed = pa.concat_tables([listed, added]).combine_chunks()
+        self._listed = pa.concat_tables([self._still_listed(), added]).combine_chunks()
         self._added, self._removed = {}, set()
 
     def _apply(self, actions: list[dict[str, Any]]) -> None:
