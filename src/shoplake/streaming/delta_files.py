@@ -129,7 +129,7 @@ class DeltaFiles:
                 self._removed.add(path)
             elif "protocol" in action:
                 protocol = action["protocol"]
-                features = [*protocol.get("readerFeatures", []), *protocol.get("writerFeatures", [])]
+                features = [*(protocol.get("readerFeatures") or []), *(protocol.get("writerFeatures") or [])]
                 _check_features(features, self.table_uri)
 
     def _commit(self, version: int) -> list[dict[str, Any]] | None:
