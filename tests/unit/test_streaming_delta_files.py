@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,6 +124,17 @@ def test_a_table_that_turns_on_deletion_vectors_is_refused(tmp_path: Path) -> No
 
     with pytest.raises(UnsupportedTableError, match="deletionVectors"):
         files.overlapping(*EVERYTHING)
+
+
+def test_a_protocol_action_without_feature_lists_is_accepted(tmp_path: Path) -> None:
+    _append(tmp_path, T0)
+    files = DeltaFiles(str(tmp_path), "event_time")
+    files.overlapping(*EVERYTHING)
+    version = DeltaTable(str(tmp_path)).version() + 1
+    protocol = {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2, "readerFeatures": None}}
+    (tmp_path / "_delta_log" / f"{version:020d}.json").write_text(json.dumps(protocol) + "\n")
+
+    assert set(files.overlapping(*EVERYTHING)) == _live_files(tmp_path)
 
 
 @pytest.mark.parametrize(
