@@ -62,7 +62,7 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
-from freshness_tail import CheckpointTimes, Commit, attribute, read_batches, read_phases
+from freshness_tail import MEDALLION, CheckpointTimes, Commit, attribute, latencies, read_batches, read_phases
 from freshness_tail import render as render_tail
 from gold_trend import render as render_gold_trend
 from gold_trend import trend as gold_trend
@@ -399,11 +399,6 @@ def silver_commits(log: CommitLog) -> list[Commit]:
     return out
 
 
-def silver_latencies(commits: list[Commit], since_ms: float) -> np.ndarray:
-    out = [c.visible_at - c.produced[c.produced * 1000.0 >= since_ms] for c in commits]
-    return np.concatenate(out) if out else np.array([])
-
-
 def raw_latencies(dsn: str, schema: str, first_seen: dict[datetime, float], since_ms: float) -> np.ndarray:
     query = sql.SQL("SELECT loaded_at, (extract(epoch FROM kafka_timestamp) * 1000)::float8 FROM {}").format(
         sql.Identifier(schema, "transactions")
@@ -584,11 +579,12 @@ def batch_trends(
     """
     batches = read_batches(cfg.metrics_path)
     phases = read_phases(phases_path(cfg.metrics_path))
+    medallion = phases.get(MEDALLION, {})
     count = max(4, round((end - start) / 600))
     return {
-        "tail": attribute(commits, batches, phases, sampler.checkpoints.read(), since=since),
-        "medallion": medallion_slices(commits, batches, phases, start=start, end=end, count=count, since=since),
-        "gold": gold_trend(lane.root / "gold", batches, start, end, count, phase_log=phases_path(cfg.metrics_path)),
+        "tail": attribute(commits, batches, medallion, sampler.checkpoints.read(), since=since),
+        "medallion": medallion_slices(commits, batches, medallion, start=start, end=end, count=count, since=since),
+        "gold": gold_trend(lane.root / "gold", batches, start, end, count, phases=phases),
     }
 
 
@@ -644,7 +640,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         "load": load,
         "stages": list(cfg.continuous_stages),
         "drain_seconds": drain,
-        "silver": percentiles(silver_latencies(commits, since_ms)),
+        "silver": percentiles(latencies(commits, since_ms / 1000.0)),
         **batch_trends(cfg, lane, sampler, commits, start=t_start, end=produce_end, since=since_ms / 1000.0),
         "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),

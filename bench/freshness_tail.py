@@ -68,9 +68,13 @@ def read_batches(progress_log: Path) -> list[Batch]:
     return sorted(out, key=lambda b: b.start)
 
 
-def read_phases(phase_log: Path, query: str = MEDALLION) -> dict[int, dict[str, float]]:
-    """Per batch id of ``query``: its phases' wall milliseconds (the last record wins after a replay)."""
-    return {int(r["batch_id"]): r["phases_ms"] for r in _json_lines(phase_log) if r.get("query") == query}
+def read_phases(phase_log: Path) -> dict[str, dict[int, dict[str, float]]]:
+    """Per query, per batch id: its phases' wall milliseconds (the last record wins after a replay)."""
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for r in _json_lines(phase_log):
+        if "query" in r:
+            out.setdefault(r["query"], {})[int(r["batch_id"])] = r["phases_ms"]
+    return out
 
 
 class CheckpointTimes:
@@ -101,6 +105,16 @@ class Commit:
 
     visible_at: float
     produced: np.ndarray
+
+    def latencies(self, since: float) -> np.ndarray:
+        """Seconds from produced to visible of the rows produced at or after ``since`` (epoch s)."""
+        return self.visible_at - self.produced[self.produced >= since]
+
+
+def latencies(commits: Iterable[Commit], since: float) -> np.ndarray:
+    """Every row's latency (:meth:`Commit.latencies`) over ``commits``, as one array (empty without rows)."""
+    out = [c.latencies(since) for c in commits]
+    return np.concatenate(out) if out else np.array([])
 
 
 def _batch_at(batches: Sequence[Batch], starts: np.ndarray, t: float) -> int | None:
@@ -135,7 +149,7 @@ def attribute(
         produced = c.produced[c.produced >= since]
         if i is None or produced.size == 0:
             continue
-        lat.append(c.visible_at - produced)
+        lat.append(c.latencies(since))
         wait.append(medallion[i].start - produced)
         owner.append(np.full(produced.size, i))
     if not lat:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freshness_tail import Batch, read_phases
+from freshness_tail import Batch
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def slices(
 ) -> list[Slice]:
     """``count`` equal slices of ``start``..``end`` (epoch s); a commit or batch belongs where it ended/started.
 
-    ``phases``: each batch id's phase milliseconds (:func:`freshness_tail.read_phases`).
+    ``phases``: each batch id's phase milliseconds (one query of :func:`freshness_tail.read_phases`).
     """
     width = (end - start) / count
     rows = sum(c.rows_added for c in commits if c.at < start)
@@ -147,12 +147,12 @@ def trend(
     end: float,
     count: int = 4,
     *,
-    phase_log: Path | None = None,
+    phases: dict[str, dict[int, dict[str, float]]] | None = None,
 ) -> dict[str, list[Slice]]:
     """Per gold table under ``gold_dir`` (its folder name = the query ``gold_<name>``): its slices.
 
     A folder without a query of its name (``customer_behaviour_values``, written by ``customer_behaviour``'s
-    fill) shows its commits only.
+    fill) shows its commits only. ``phases``: the run's :func:`freshness_tail.read_phases` (every query).
     """
     tables = sorted(p for p in gold_dir.iterdir() if (p / "_delta_log").is_dir()) if gold_dir.is_dir() else []
     return {
@@ -162,7 +162,7 @@ def trend(
             start,
             end,
             count,
-            phases=read_phases(phase_log, f"gold_{table.name}") if phase_log is not None else {},
+            phases=(phases or {}).get(f"gold_{table.name}", {}),
         )
         for table in tables
     }

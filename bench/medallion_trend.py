@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from freshness_tail import MEDALLION, Batch, Commit
+from freshness_tail import MEDALLION, Batch, Commit, latencies
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,7 @@ def slices(
         runs = [b for b in medallion if lo <= b.start < hi]
         recorded = [phases[b.batch_id] for b in runs if b.batch_id in phases]
         names = list(dict.fromkeys(name for record in recorded for name in record))
-        latencies = [c.visible_at - c.produced[c.produced >= since] for c in commits if lo <= c.visible_at < hi]
-        latency = np.concatenate(latencies) if latencies else np.array([])
+        latency = latencies([c for c in commits if lo <= c.visible_at < hi], since)
         p50, p95, p99 = np.percentile(latency, [50, 95, 99]) if latency.size else (np.nan, np.nan, np.nan)
         out.append(
             Slice(

@@ -18,6 +18,7 @@ from freshness_tail import (
     CheckpointTimes,
     Commit,
     attribute,
+    latencies,
     read_batches,
     read_phases,
     render,
@@ -75,6 +76,12 @@ def test_warm_up_events_and_unmatched_commits_are_left_out() -> None:
     assert attribute([Commit(100.0, np.full(3, 99.0))], BATCHES, {}, [], since=0.0) == {"events": 0}
 
 
+def test_latencies_leave_out_rows_produced_before_since() -> None:
+    assert latencies(COMMITS, since=0.5).tolist() == pytest.approx([1.4] * 10 + [3.4] * 10 + [1.9] * 10)
+    assert COMMITS[0].latencies(since=0.5).size == 0
+    assert latencies([], since=0.0).size == 0
+
+
 def test_logs_are_read_across_rotation_and_cut_lines(tmp_path: Path) -> None:
     log = tmp_path / "progress.jsonl"
     line = {"query": "medallion", "batch_id": 1, "timestamp": "2026-11-28T12:00:00.000Z", "batch_duration_ms": 1500}
@@ -83,8 +90,13 @@ def test_logs_are_read_across_rotation_and_cut_lines(tmp_path: Path) -> None:
     batches = read_batches(log)
     assert [(b.batch_id, b.seconds) for b in batches] == [(0, 1.5), (1, 1.5)]
     phases = tmp_path / "batch_phases.jsonl"
-    phases.write_text(json.dumps({"query": "medallion", "batch_id": 1, "phases_ms": {"x": 1.0}}) + "\n")
-    assert read_phases(phases) == {1: {"x": 1.0}}
+    records = [
+        {"query": "medallion", "batch_id": 1, "phases_ms": {"x": 1.0}},
+        {"query": "gold_fraud_rates", "batch_id": 1, "phases_ms": {"y": 2.0}},
+        {"query": "medallion", "batch_id": 1, "phases_ms": {"x": 3.0}},  # a replayed batch: the last record wins
+    ]
+    phases.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert read_phases(phases) == {"medallion": {1: {"x": 3.0}}, "gold_fraud_rates": {1: {"y": 2.0}}}
 
 
 def test_checkpoint_times_are_the_checkpoint_files_mtimes_kept_after_a_cleanup(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 # The bench folder is not a package: its scripts import each other as top-level modules.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from freshness_tail import Batch
+from freshness_tail import Batch, read_phases
 from gold_trend import GoldCommit, read_commits, render, slices, trend
 
 pytestmark = pytest.mark.unit
@@ -99,7 +99,7 @@ def test_phases_are_averaged_over_the_slice_batches_that_ran_them(tmp_path: Path
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
     query = "gold_customer_behaviour"
     batches = [Batch(query, 0, 1.0, 5.0), Batch(query, 1, 20.0, 34.0), Batch(query, 2, 40.0, 54.0)]
-    first, second = trend(tmp_path / "gold", batches, 0.0, 60.0, count=2, phase_log=log)["customer_behaviour"]
+    first, second = trend(tmp_path / "gold", batches, 0.0, 60.0, count=2, phases=read_phases(log))["customer_behaviour"]
     assert first.phases == (("upsert", 2, 4.5), ("fill_values", 1, 9.0))
     assert second.phases == (("upsert", 1, 6.0), ("fill_values", 1, 8.0))
     assert render({"customer_behaviour": [first]})[-1].endswith("| upsert 4.5 (2), fill_values 9.0 (1) |")
