@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shoplake.config import Settings
-from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve
+from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve, size_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -26,6 +26,7 @@ def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Pa
     assert cfg.max_records_per_partition == 100_000
     assert cfg.warehouse_driver_load_max_rows == 50_000
     assert (cfg.log_retention_s, cfg.log_cleanup_interval_s) == (30 * 60, 5 * 60)
+    assert (cfg.compaction_interval_s, size_bytes(cfg.compaction_min_file_size)) == (30 * 60, 32 * 1024 * 1024)
     assert "password" not in repr(cfg)
 
 
@@ -43,12 +44,38 @@ def test_log_cleanup_intervals(settings: Settings, maintenance: dict[str, str], 
 
 
 @pytest.mark.parametrize(
+    ("maintenance", "interval_s", "min_bytes"),
+    [
+        ({}, 1800, 32 << 20),
+        ({"compaction_interval": "off"}, 0, 32 << 20),
+        ({"compaction_interval": "1 minute", "compaction_min_file_size": "512k"}, 60, 512 << 10),
+        (
+            {"compaction_interval": "2 hours", "compaction_min_file_size": "1g", "compaction_max_file_size": "2g"},
+            7200,
+            1 << 30,
+        ),
+    ],
+)
+def test_compaction_schedule(settings: Settings, maintenance: dict[str, str], interval_s: int, min_bytes: int) -> None:
+    cfg = resolve({"maintenance": maintenance}, settings)
+    assert (cfg.compaction_interval_s, size_bytes(cfg.compaction_min_file_size)) == (interval_s, min_bytes)
+    assert size_bytes(cfg.compaction_max_file_size) == (
+        2 << 30 if "compaction_max_file_size" in maintenance else 128 << 20
+    )
+
+
+@pytest.mark.parametrize(
     ("key", "value"),
     [
         ("log_retention", "9 minutes"),  # below the floor that protects snapshots readers are using
         ("log_retention", "soon"),
         ("log_retention", 3600),
         ("log_cleanup_interval", "0 seconds"),
+        ("compaction_interval", "30 seconds"),  # below the 1-minute floor
+        ("compaction_interval", "never"),
+        ("compaction_interval", 0),
+        ("compaction_min_file_size", "32 MB"),
+        ("compaction_max_file_size", "16m"),  # below compaction_min_file_size
     ],
 )
 def test_bad_log_cleanup_settings_are_named(settings: Settings, key: str, value: object) -> None:

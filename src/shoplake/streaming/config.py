@@ -28,6 +28,7 @@ _IDENT: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _UNIT_SECONDS: Final = {"second": 1, "minute": 60, "hour": 3600}
 # Below this a snapshot a reader took moments ago could lose log files it has yet to read.
 MIN_LOG_RETENTION_S: Final = 600
+MIN_COMPACTION_INTERVAL_S: Final = 60
 
 
 class StreamingConfigError(ValueError):
@@ -80,6 +81,11 @@ class StreamingConfig:
     # and the continuous service cleans the logs this often.
     log_retention_s: int = 1800
     log_cleanup_interval_s: int = 300
+    # Compaction of the appended tables by the continuous service (:mod:`.compaction`): how often (0: never)
+    # the file size from which a file is left as it is, and the size of the files it writes.
+    compaction_interval_s: int = 1800
+    compaction_min_file_size: str = "32m"
+    compaction_max_file_size: str = "128m"
     settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -127,13 +133,36 @@ def seconds(interval: str) -> int:
     return int(interval.split(maxsplit=1)[0]) * _UNIT_SECONDS[found.group(1).rstrip("s")]
 
 
+def size_bytes(size: str) -> int:
+    """Bytes of a size such as ``"32m"`` (validated by the config: digits and one of k, m, g)."""
+    unit: int = 1024 ** ("kmg".index(size[-1]) + 1)
+    return int(size[:-1]) * unit
+
+
 class _Upkeep(TypedDict):
     log_retention_s: int
     log_cleanup_interval_s: int
+    compaction_interval_s: int
+    compaction_min_file_size: str
+    compaction_max_file_size: str
+
+
+def _compaction_interval(sec: dict[str, Any], errors: list[str]) -> int:
+    value = sec.get("compaction_interval", "30 minutes")
+    if value == "off":
+        return 0
+    secs = seconds(value) if isinstance(value, str) else 0
+    if secs < MIN_COMPACTION_INTERVAL_S:
+        errors.append(
+            f"maintenance.compaction_interval={value!r}: must be 'off' or an interval like '30 minutes', "
+            f">= {MIN_COMPACTION_INTERVAL_S} s"
+        )
+        return 1800
+    return secs
 
 
 def _maintenance(sec: dict[str, Any], errors: list[str]) -> _Upkeep:
-    """[maintenance]: the Delta log retention and the continuous service's cleanup interval, in seconds."""
+    """[maintenance]: the Delta log retention, the continuous service's cleanup and compaction schedule."""
     found = []
     for key, default, minimum in (
         ("log_retention", "30 minutes", MIN_LOG_RETENTION_S),
@@ -145,7 +174,19 @@ def _maintenance(sec: dict[str, Any], errors: list[str]) -> _Upkeep:
             errors.append(f"maintenance.{key}={value!r}: must be an interval like '30 minutes', >= {minimum} s")
             secs = seconds(default)
         found.append(secs)
-    return _Upkeep(log_retention_s=found[0], log_cleanup_interval_s=found[1])
+    smallest = _size(sec, "maintenance", "compaction_min_file_size", "32m", errors)
+    largest = _size(sec, "maintenance", "compaction_max_file_size", "128m", errors)
+    if size_bytes(largest) < size_bytes(smallest):
+        errors.append(
+            f"maintenance.compaction_max_file_size={largest!r}: must be at least compaction_min_file_size={smallest!r}"
+        )
+    return _Upkeep(
+        log_retention_s=found[0],
+        log_cleanup_interval_s=found[1],
+        compaction_interval_s=_compaction_interval(sec, errors),
+        compaction_min_file_size=smallest,
+        compaction_max_file_size=largest,
+    )
 
 
 def _size(sec: dict[str, Any], sec_name: str, key: str, default: str, errors: list[str]) -> str:

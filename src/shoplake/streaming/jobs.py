@@ -46,6 +46,7 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 from shoplake.contracts.schemas import schema_dict
 from shoplake.streaming import log_cleanup
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
+from shoplake.streaming.compaction import BackgroundCompaction
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.enrich import load_reference
 from shoplake.streaming.gold import GOLD_TABLES, start_gold
@@ -377,6 +378,8 @@ def run_continuous(
     if on_started is not None:
         on_started(queries)
     cleanup_due = time.monotonic() + cfg.log_cleanup_interval_s
+    compaction = BackgroundCompaction(spark, cfg)
+    compaction_due = time.monotonic() + cfg.compaction_interval_s
     try:
         while not stop.is_set():
             for query in queries:
@@ -385,8 +388,12 @@ def run_continuous(
             if time.monotonic() >= cleanup_due:
                 clean_logs_recorded(cfg)
                 cleanup_due = time.monotonic() + cfg.log_cleanup_interval_s
+            if cfg.compaction_interval_s and time.monotonic() >= compaction_due:
+                compaction.start()
+                compaction_due = time.monotonic() + cfg.compaction_interval_s
             stop.wait(1.0)
     finally:
+        compaction.stop()
         for query in queries:
             if query.isActive:
                 query.stop()

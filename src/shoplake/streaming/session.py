@@ -64,7 +64,16 @@ TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 # from the latency-critical medallion for as long as it ran, which is what the freshness tail is made of.
 # minShare = the local cores and a higher weight let the medallion's few tasks go first whenever both have
 # tasks waiting; gold still gets every core the medallion leaves idle (most of the time).
-POOL_WEIGHTS: Final = {"medallion": 8, "bronze": 8, "silver": 8, "warehouse": 8, "scorer": 2, "gold": 1}
+# The service's compaction of its appended tables (:mod:`.compaction`) runs in "maintenance", last in line.
+POOL_WEIGHTS: Final = {
+    "medallion": 8,
+    "bronze": 8,
+    "silver": 8,
+    "warehouse": 8,
+    "scorer": 2,
+    "gold": 1,
+    "maintenance": 1,
+}
 _PRIORITY_MIN_SHARE: Final = 2
 
 
