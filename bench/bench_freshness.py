@@ -62,7 +62,17 @@ import psycopg
 import pyarrow.parquet as pq
 from benchmarks_md import write_section
 from confluent_kafka import Producer
-from freshness_tail import MEDALLION, CheckpointTimes, Commit, attribute, latencies, read_batches, read_phases
+from freshness_tail import (
+    MEDALLION,
+    CheckpointTimes,
+    Commit,
+    attribute,
+    latencies,
+    read_batches,
+    read_compactions,
+    read_phases,
+    render_compactions,
+)
 from freshness_tail import render as render_tail
 from gold_trend import render as render_gold_trend
 from gold_trend import trend as gold_trend
@@ -81,6 +91,7 @@ from shoplake.ingestion.producer import producer_config
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
 from shoplake.streaming.batch_phases import phases_path
+from shoplake.streaming.compaction import results_path as compaction_results
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 
 SECTIONS = {
@@ -274,11 +285,12 @@ class CommitLog:
 
 
 def _commit(path: Path) -> tuple[float, list[str], int]:
+    """What one commit made visible. A compaction's files (``dataChange: false``) hold rows committed before."""
     files, records = [], 0
     visible_at = path.stat().st_mtime
     for line in path.read_text().splitlines():
         action = json.loads(line)
-        if "add" in action:
+        if "add" in action and action["add"].get("dataChange", True):
             files.append(action["add"]["path"])
             records += int(json.loads(action["add"].get("stats") or "{}").get("numRecords", 0))
     return visible_at, files, records
@@ -524,6 +536,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         "producing. Lag trend = least-squares slope; ~0 keeps up, positive falls behind (at a steady rate the lag "
         "oscillates with the trigger intervals, so compare thirds too).",
         *render_tail(res["tail"]),
+        *render_compactions(res["compactions"]["runs"], res["compactions"]["start"]),
         *render_medallion_trend(res["medallion"]),
         *render_gold_trend(res["gold"]),
         *render_native_memory(res["native_memory"]),
@@ -580,9 +593,12 @@ def batch_trends(
     batches = read_batches(cfg.metrics_path)
     phases = read_phases(phases_path(cfg.metrics_path))
     medallion = phases.get(MEDALLION, {})
+    compactions = read_compactions(compaction_results(cfg.metrics_path))
     count = max(4, round((end - start) / 600))
+    checkpoints = sampler.checkpoints.read()
     return {
-        "tail": attribute(commits, batches, medallion, sampler.checkpoints.read(), since=since),
+        "tail": attribute(commits, batches, medallion, checkpoints, since=since, compactions=compactions),
+        "compactions": {"start": start, "runs": compactions},
         "medallion": medallion_slices(commits, batches, medallion, start=start, end=end, count=count, since=since),
         "gold": gold_trend(lane.root / "gold", batches, start, end, count, phases=phases),
     }

@@ -77,6 +77,26 @@ def read_phases(phase_log: Path) -> dict[str, dict[int, dict[str, float]]]:
     return out
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """One run of the service's compaction (``compaction.jsonl``): when, and per table files removed -> added."""
+
+    run: Batch
+    files: dict[str, tuple[int, int]]
+
+
+def read_compactions(path: Path) -> list[Compaction]:
+    """The compaction runs in ``path``: its lines, one per table, grouped by the run's start."""
+    runs: dict[float, tuple[float, dict[str, tuple[int, int]]]] = {}
+    for r in _json_lines(path):
+        files = runs.setdefault(float(r["at"]), (float(r["seconds"]), {}))[1]
+        files[r["table"]] = (int(r["files_removed"]), int(r["files_added"]))
+    return [
+        Compaction(Batch("compaction", i, at, at + seconds), files)
+        for i, (at, (seconds, files)) in enumerate(sorted(runs.items()))
+    ]
+
+
 class CheckpointTimes:
     """When each Delta checkpoint of ``tables`` was written (file mtimes), read as they land and kept.
 
@@ -135,6 +155,7 @@ def attribute(
     *,
     since: float,
     quantile: float = 99.0,
+    compactions: Sequence[Compaction] = (),
 ) -> dict[str, Any]:
     """Split latency into wait + own batch for all events and for those at or above ``quantile``.
 
@@ -170,6 +191,7 @@ def attribute(
             "gold_overlap": _share([any(b.overlaps(o) for o in others) for b in chosen]),
             "before_gold_overlap": _share([any(b.overlaps(o) for o in others) for b in before]),
             "checkpoint": _share([any(b.start <= t <= b.end for t in checkpoints) for b in chosen + before]),
+            "compaction": _share([any(b.overlaps(c.run) for c in compactions) for b in chosen + before]),
         }
 
     def mean_phases(ids: list[int]) -> dict[str, float]:
@@ -209,6 +231,7 @@ def render(res: dict[str, Any]) -> list[str]:
         f"| own batch overlapped a gold batch | {ab['gold_overlap']:.0%} | {tb['gold_overlap']:.0%} |",
         f"| batch before overlapped a gold batch | {ab['before_gold_overlap']:.0%} | {tb['before_gold_overlap']:.0%} |",
         f"| a bronze/silver Delta checkpoint written in either | {ab['checkpoint']:.0%} | {tb['checkpoint']:.0%} |",
+        f"| the service's compaction ran during either | {ab['compaction']:.0%} | {tb['compaction']:.0%} |",
     ]
     tp, ap = res["tail_phases"], res["all_phases"]
     grown = sorted(((tp[n] - ap.get(n, 0.0), n) for n in tp), reverse=True)[:4]
@@ -219,4 +242,22 @@ def render(res: dict[str, Any]) -> list[str]:
             "| --- | --- | --- |",
         ]
         lines += [f"| {n} | {ap.get(n, 0.0):,.0f} | {tp[n]:,.0f} |" for _, n in grown]
+    return lines
+
+
+def render_compactions(runs: Sequence[Compaction], start: float) -> list[str]:
+    """Markdown lines: each compaction run of the service, minutes into the run, files per table."""
+    if not runs:
+        return ["- The service's compaction did not run (its first run is one `compaction_interval` in)."]
+    tables = list(dict.fromkeys(t for c in runs for t in c.files))
+    lines = [
+        "",
+        "The service's compaction runs (`compaction.jsonl`; files removed -> added per table):",
+        "",
+        f"| started, min into the run | seconds | {' | '.join(tables)} |",
+        f"| --- | --- | {' | '.join('---' for _ in tables)} |",
+    ]
+    for c in runs:
+        files = " | ".join(f"{c.files[t][0]:,} -> {c.files[t][1]:,}" if t in c.files else "-" for t in tables)
+        lines.append(f"| {(c.run.start - start) / 60:.1f} | {c.run.seconds:.1f} | {files} |")
     return lines

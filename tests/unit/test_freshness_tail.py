@@ -17,11 +17,14 @@ from freshness_tail import (
     Batch,
     CheckpointTimes,
     Commit,
+    Compaction,
     attribute,
     latencies,
     read_batches,
+    read_compactions,
     read_phases,
     render,
+    render_compactions,
 )
 
 pytestmark = pytest.mark.unit
@@ -50,7 +53,8 @@ PHASES = {
 
 
 def test_the_tail_is_traced_to_the_long_batch_and_what_ran_beside_it() -> None:
-    res = attribute(COMMITS, BATCHES, PHASES, [3.5], since=-1.0)
+    compaction = Compaction(Batch("compaction", 0, 2.2, 2.8), {"silver": (40, 2)})
+    res = attribute(COMMITS, BATCHES, PHASES, [3.5], since=-1.0, compactions=[compaction])
     assert res["events"] == 40
     assert res["cut_s"] == pytest.approx(3.4)
     assert res["tail"] == pytest.approx({"wait_s": 0.5, "own_s": 2.9})
@@ -61,11 +65,14 @@ def test_the_tail_is_traced_to_the_long_batch_and_what_ran_beside_it() -> None:
     assert tail["before_median_s"] == pytest.approx(1.0)
     assert tail["gold_overlap"] == 1.0 and tail["before_gold_overlap"] == 0.0
     assert tail["checkpoint"] == 0.5  # the long batch had one, the batch before it none
+    assert tail["compaction"] == 0.5  # the same for the compaction
+    assert res["all_batches"]["compaction"] == pytest.approx(2 / 7)  # the long batch: own of one, before of another
     assert res["all_batches"]["gold_overlap"] == 0.25
     assert res["tail_phases"]["silver_append"] == 2000.0
     assert res["all_phases"]["silver_append"] == pytest.approx(800.0)
     text = "\n".join(render(res))
     assert "| own batch overlapped a gold batch | 25% | 100% |" in text
+    assert "| the service's compaction ran during either | 29% | 50% |" in text
     assert "| silver_append | 800 | 2,000 |" in text
 
 
@@ -97,6 +104,29 @@ def test_logs_are_read_across_rotation_and_cut_lines(tmp_path: Path) -> None:
     ]
     phases.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert read_phases(phases) == {"medallion": {1: {"x": 3.0}}, "gold_fraud_rates": {1: {"y": 2.0}}}
+
+
+def test_compaction_runs_are_grouped_from_their_table_lines(tmp_path: Path) -> None:
+    log = tmp_path / "compaction.jsonl"
+    lines = [
+        {"at": 160.0, "seconds": 20.0, "table": "bronze", "files_removed": 900, "files_added": 1},
+        {"at": 160.0, "seconds": 20.0, "table": "silver", "files_removed": 1800, "files_added": 2},
+        {"at": 100.0, "seconds": 5.0, "table": "silver", "files_removed": 10, "files_added": 1},
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    runs = read_compactions(log)
+    assert [(c.run.start, c.run.end, c.files) for c in runs] == [
+        (100.0, 105.0, {"silver": (10, 1)}),
+        (160.0, 180.0, {"bronze": (900, 1), "silver": (1800, 2)}),
+    ]
+    table = render_compactions(runs, start=40.0)
+    assert table[-4:] == [
+        "| started, min into the run | seconds | silver | bronze |",
+        "| --- | --- | --- | --- |",
+        "| 1.0 | 5.0 | 10 -> 1 | - |",
+        "| 2.0 | 20.0 | 1,800 -> 2 | 900 -> 1 |",
+    ]
+    assert render_compactions([], start=0.0)[0].startswith("- The service's compaction did not run")
 
 
 def test_checkpoint_times_are_the_checkpoint_files_mtimes_kept_after_a_cleanup(tmp_path: Path) -> None:
