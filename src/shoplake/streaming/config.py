@@ -81,7 +81,7 @@ class StreamingConfig:
     # and the continuous service cleans the logs this often.
     log_retention_s: int = 1800
     log_cleanup_interval_s: int = 300
-    # Compaction of the appended tables by the continuous service (:mod:`.compaction`): how often (0: never)
+    # Compaction of the appended tables by the continuous service (:mod:`.compaction`): how often (0: never),
     # the file size from which a file is left as it is, and the size of the files it writes.
     compaction_interval_s: int = 1800
     compaction_min_file_size: str = "32m"
@@ -157,7 +157,7 @@ def _compaction_interval(sec: dict[str, Any], errors: list[str]) -> int:
             f"maintenance.compaction_interval={value!r}: must be 'off' or an interval like '30 minutes', "
             f">= {MIN_COMPACTION_INTERVAL_S} s"
         )
-        return 1800
+        return StreamingConfig.compaction_interval_s
     return secs
 
 

@@ -64,7 +64,8 @@ TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 # from the latency-critical medallion for as long as it ran, which is what the freshness tail is made of.
 # minShare = the local cores and a higher weight let the medallion's few tasks go first whenever both have
 # tasks waiting; gold still gets every core the medallion leaves idle (most of the time).
-# The service's compaction of its appended tables (:mod:`.compaction`) runs in "maintenance", last in line.
+# The service's compaction of its appended tables (:mod:`.compaction`) runs in "maintenance": weighted like
+# gold, behind the queries' pools.
 POOL_WEIGHTS: Final = {
     "medallion": 8,
     "bronze": 8,
