@@ -17,6 +17,7 @@ from shoplake.config import get_settings
 from shoplake.streaming import table_properties
 from shoplake.streaming.log_cleanup import clean_table, parse, streaming_readers
 from shoplake.streaming.session import spark_session
+from tests.integration.delta_follower import follow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -32,20 +33,6 @@ def _append(spark: SparkSession, path: Path, first: int, count: int) -> None:
         spark.range(n, n + 1).write.format("delta").mode("append").save(str(path))
 
 
-def _follow(spark: SparkSession, source: Path, sink: Path, checkpoint: Path) -> None:
-    """Copy what ``source`` committed since the last run into ``sink`` (the gold queries' way, availableNow)."""
-    query = (
-        spark.readStream.format("delta")
-        .load(str(source))
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(availableNow=True)
-        .start(str(sink))
-    )
-    query.awaitTermination()
-    assert query.exception() is None
-
-
 def _versions(log_dir: Path, kind: str) -> list[int]:
     return sorted(f.version for f in map(parse, (p.name for p in log_dir.iterdir())) if f and f.kind == kind)
 
@@ -55,7 +42,7 @@ def test_a_cleaned_table_reads_appends_and_resumes_its_readers(spark: SparkSessi
     _append(spark, table, 0, 1)
     table_properties.apply(str(table), {table_properties.CHECKPOINT_INTERVAL: "5"})
     _append(spark, table, 1, 11)  # versions 2..12 (1 is the property change); checkpoints at 5 and 10
-    _follow(spark, table, sink, root / "reader")  # the reader has read up to version 12
+    follow(spark, table, sink, root / "reader")  # the reader has read up to version 12
     _append(spark, table, 12, 14)  # versions 13..26, which the reader has not read
 
     log_dir = table / "_delta_log"
@@ -72,6 +59,6 @@ def test_a_cleaned_table_reads_appends_and_resumes_its_readers(spark: SparkSessi
 
     assert spark.read.format("delta").load(str(table)).count() == 26
     _append(spark, table, 26, 1)  # a writer's snapshot update after the cleanup
-    _follow(spark, table, sink, root / "reader")
+    follow(spark, table, sink, root / "reader")
     rows = sorted(r.id for r in spark.read.format("delta").load(str(sink)).collect())
     assert rows == list(range(27))  # every row once: nothing lost behind the cleanup, nothing repeated

@@ -22,6 +22,7 @@ from shoplake.config import get_settings
 from shoplake.streaming.compaction import JOB_GROUP, POOL, BackgroundCompaction, compact, results_path
 from shoplake.streaming.config import load_streaming_config
 from shoplake.streaming.session import spark_session
+from tests.integration.delta_follower import follow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -56,20 +57,6 @@ def _ids(spark: SparkSession, path: Path) -> list[int]:
     return sorted(r.id for r in spark.read.format("delta").load(str(path)).select("id").collect())
 
 
-def _follow(spark: SparkSession, source: Path, sink: Path, checkpoint: Path) -> None:
-    """Copy what ``source`` committed since the last run into ``sink`` (how gold and the scorer read silver)."""
-    query = (
-        spark.readStream.format("delta")
-        .load(str(source))
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(availableNow=True)
-        .start(str(sink))
-    )
-    query.awaitTermination()
-    assert query.exception() is None
-
-
 def _files(spark: SparkSession, path: Path) -> int:
     return int(DeltaTable.forPath(spark, str(path)).detail().collect()[0]["numFiles"])
 
@@ -77,7 +64,7 @@ def _files(spark: SparkSession, path: Path) -> int:
 def test_small_files_are_combined_once_and_readers_see_no_change(spark: SparkSession, tmp_path: Path) -> None:
     table, sink, checkpoint = tmp_path / "silver", tmp_path / "follower", tmp_path / "checkpoint"
     _append(spark, table, 0, 10)  # 20 small files
-    _follow(spark, table, sink, checkpoint)
+    follow(spark, table, sink, checkpoint)
 
     [first] = compact(spark, {"silver": table}, SMALL, LARGE)
 
@@ -96,7 +83,7 @@ def test_small_files_are_combined_once_and_readers_see_no_change(spark: SparkSes
     assert spark.conf.get("spark.databricks.delta.optimize.minFileSize", None) is None  # the session is as it was
     assert spark.conf.get("spark.databricks.delta.optimize.maxThreads", None) is None
     # The follower reads every row once: the compaction commits are not new data to it.
-    _follow(spark, table, sink, checkpoint)
+    follow(spark, table, sink, checkpoint)
     assert _ids(spark, sink) == list(range(13 * ROWS_PER_APPEND))
     # The change feed since the first compaction holds the three appends' rows only, each inserted once.
     changes = (
