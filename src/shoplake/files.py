@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 LOG_MAX_BYTES: Final = 64 * 1024 * 1024
 
@@ -43,6 +49,14 @@ def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
 def rotated(path: Path) -> Path:
     """Where :func:`append_line` moves a full log: ``progress.jsonl`` -> ``progress.jsonl.1``."""
     return path.with_name(path.name + ".1")
+
+
+def append_results(path: Path, results: Iterable[DataclassInstance], *, at_s: float, seconds: float) -> None:
+    """One JSON line per result (a dataclass) appended to ``path``, stamped with when the run started and how long
+    it took: the continuous service's housekeeping records (log cleanup, compaction) one line per table this way.
+    """
+    for r in results:
+        append_line(path, json.dumps({"at": round(at_s, 3), "seconds": round(seconds, 3), **asdict(r)}))
 
 
 def append_line(path: Path, line: str, *, max_bytes: int = LOG_MAX_BYTES) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import stat
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shoplake.files import append_line, rotated, tail_lines, write_text
+from shoplake.files import append_line, append_results, rotated, tail_lines, write_text
 from shoplake.streaming.service import last_progress
 
 pytestmark = pytest.mark.unit
@@ -96,3 +97,19 @@ def test_last_progress_finds_a_query_whose_last_batch_was_rotated_away(tmp_path:
     latest = last_progress(log)
     assert latest["gold_hourly_sales"]["batch_id"] == 7
     assert latest["medallion"]["batch_id"] == 41
+
+
+def test_results_are_one_stamped_json_line_each(tmp_path: Path) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Result:
+        table: str
+        files: int
+
+    path = tmp_path / "upkeep.jsonl"
+    append_results(path, [Result("bronze", 3), Result("silver", 4)], at_s=100.12345, seconds=2.00049)
+
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines == [
+        {"at": 100.123, "seconds": 2.0, "table": "bronze", "files": 3},
+        {"at": 100.123, "seconds": 2.0, "table": "silver", "files": 4},
+    ]

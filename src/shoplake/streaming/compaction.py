@@ -32,13 +32,12 @@ the next interval tries again. Each table's result is one line of ``compaction.j
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,7 +45,7 @@ from delta.tables import DeltaTable
 from pyspark import InheritableThread
 from pyspark.sql import SparkSession
 
-from shoplake.files import append_line
+from shoplake.files import append_results
 from shoplake.streaming.config import StreamingConfig, size_bytes
 
 log = logging.getLogger(__name__)
@@ -125,12 +124,6 @@ def _result(table: str, metrics: dict[str, Any]) -> CompactionResult:
     )
 
 
-def record(path: Path, results: list[CompactionResult], *, at_s: float, seconds: float) -> None:
-    """Append one JSON line per result to ``path`` (see :func:`results_path`), stamped with when and how long."""
-    for r in results:
-        append_line(path, json.dumps({"at": round(at_s, 3), "seconds": round(seconds, 3), **asdict(r)}))
-
-
 class BackgroundCompaction:
     """The continuous service's compaction: at most one run at a time, on its own thread, cancelled on stop."""
 
@@ -178,4 +171,4 @@ class BackgroundCompaction:
                     "compaction failed; the next one runs in %s s", self.cfg.compaction_interval_s, exc_info=True
                 )
             return
-        record(results_path(self.cfg.metrics_path), results, at_s=at, seconds=time.monotonic() - started)
+        append_results(results_path(self.cfg.metrics_path), results, at_s=at, seconds=time.monotonic() - started)

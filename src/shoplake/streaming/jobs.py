@@ -44,6 +44,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
+from shoplake.files import append_results
 from shoplake.streaming import log_cleanup
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.compaction import BackgroundCompaction
@@ -356,7 +357,7 @@ def clean_logs_recorded(cfg: StreamingConfig) -> None:
     except Exception:
         log.warning("Delta log cleanup failed; the next one runs in %s s", cfg.log_cleanup_interval_s, exc_info=True)
         return
-    log_cleanup.record(log_cleanup.results_path(cfg.metrics_path), results, at_s=at, seconds=time.monotonic() - started)
+    append_results(log_cleanup.results_path(cfg.metrics_path), results, at_s=at, seconds=time.monotonic() - started)
 
 
 def run_continuous(

@@ -28,14 +28,13 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from shoplake.files import append_line
 from shoplake.streaming.checkpoints import committed_sources, planned_sources
 
 log = logging.getLogger(__name__)
@@ -245,9 +244,3 @@ def clean_tables(
             continue
         results.append(result)
     return results
-
-
-def record(path: Path, results: Iterable[CleanupResult], *, at_s: float, seconds: float) -> None:
-    """Append one JSON line per result to ``path`` (see :func:`results_path`), stamped with when and how long."""
-    for r in results:
-        append_line(path, json.dumps({"at": round(at_s, 3), "seconds": round(seconds, 3), **asdict(r)}))
