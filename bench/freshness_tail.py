@@ -170,7 +170,7 @@ def attribute(
         produced = c.produced[c.produced >= since]
         if i is None or produced.size == 0:
             continue
-        lat.append(c.latencies(since))
+        lat.append(c.visible_at - produced)
         wait.append(medallion[i].start - produced)
         owner.append(np.full(produced.size, i))
     if not lat:
