@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 from benchmarks_md import write_section
-from process_tree import cpu_seconds, loadavg, measured
+from process_tree import cpu_accounting, cpu_seconds, loadavg, measured
 from psycopg import sql
 
 from shoplake.config import Settings, get_settings
@@ -50,10 +50,14 @@ LARGE_SECTION = "## Streaming (large backlog)"
 
 
 def machine() -> str:
+    """The machine line of a report; also where this process's CPU accounting starts (see :mod:`process_tree`)."""
     with open("/proc/meminfo") as fh:
         kib = int(fh.readline().split()[1])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores (nproc), {kib / 1024 / 1024:.0f} GB RAM, {sys.platform}; load avg at start {load}"
+    return (
+        f"{os.cpu_count()} cores (nproc), {kib / 1024 / 1024:.0f} GB RAM, {sys.platform}; load avg at start {load}; "
+        f"CPU counted by {cpu_accounting()}"
+    )
 
 
 def produce(settings: Settings, n: int, topic: str | None = None) -> tuple[Settings, dict[str, Any]]:
