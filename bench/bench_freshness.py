@@ -134,7 +134,8 @@ class Lane:
     schema: str  # PostgreSQL schema of raw.transactions' private copy
 
 
-def make_lane(settings: Settings, stamp: str) -> Lane:
+def make_lane(settings: Settings, stamp: str, compaction_interval: str | None = None) -> Lane:
+    """A private topic, tables, checkpoints and PostgreSQL schema; ``compaction_interval`` overrides the config's."""
     topic = f"{settings.kafka_topic}.bench-fresh-{stamp}"
     rel = Path(f"bench-fresh-{stamp}")
     root = settings.delta_base_path / rel
@@ -155,6 +156,8 @@ def make_lane(settings: Settings, stamp: str) -> Lane:
     }
     doc["paths"] = {"checkpoints": str(root / "checkpoints"), "progress_log": str(root / "progress.jsonl")}
     doc.setdefault("warehouse", {})["schema"] = schema
+    if compaction_interval is not None:
+        doc.setdefault("maintenance", {})["compaction_interval"] = compaction_interval
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "streaming.toml"
     conf.write_text(toml_text(doc))
@@ -494,6 +497,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         + (f" --section {args.section}" if args.section != "freshness" else "")
         + (f" --find-rate {args.find_rate} --probe-seconds {args.probe_seconds:g}" if args.find_rate else "")
         + (" --native-memory" if args.native_memory else "")
+        + (f" --compaction-interval '{args.compaction_interval}'" if args.compaction_interval else "")
         + "`",
         f"- Load average (1/5/15 min): start {load['start']}, end of producing {load['end']}.",
         f"- Produced {produced['sent']:,} events in {produced['seconds']:.1f} s ({produced['rate']:,.0f}/s; the "
@@ -558,6 +562,11 @@ def parse_args() -> argparse.Namespace:
         "--native-memory",
         action="store_true",
         help="run the driver JVM with native memory tracking and report which area grows (a few %% overhead)",
+    )
+    parser.add_argument(
+        "--compaction-interval",
+        metavar="INTERVAL",
+        help="the service's [maintenance].compaction_interval for this run ('5 minutes', 'off'; default: the config's)",
     )
     parser.add_argument(
         "--find-rate",
@@ -682,7 +691,7 @@ def main() -> int:
         if best is None:
             raise SystemExit(f"not even {probes[0].rate}/s kept up ({probes[0].reason}): lower START")
         args.rate = best
-    lane = make_lane(settings, stamp)
+    lane = make_lane(settings, stamp, args.compaction_interval)
     try:
         produced, res = measure(settings, lane, args)
     finally:
@@ -703,7 +712,7 @@ def run_probe(settings: Settings, args: argparse.Namespace, stamp: str, rate: in
     # The warm-up comes on top: the service's first micro-batch (JVM start, JIT) can take longer than a
     # short probe, and a probe judged on that start-up would "fall behind" at any rate.
     short = {"rate": rate, "minutes": (args.warmup_seconds + args.probe_seconds) / 60}
-    lane = make_lane(settings, f"{stamp}r{rate}")
+    lane = make_lane(settings, f"{stamp}r{rate}", args.compaction_interval)
     try:
         produced, res = measure(settings, lane, argparse.Namespace(**{**vars(args), **short}))
     finally:
