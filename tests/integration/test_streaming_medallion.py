@@ -29,8 +29,9 @@ import requests
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from deltalake import DeltaTable
 from psycopg import sql
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from shoplake.config import Settings, env_for_children
 from shoplake.contracts.schemas import schema_dict, schema_text
@@ -221,6 +222,24 @@ def delta_count(spark: SparkSession, path: Path) -> int:
     return spark.read.format("delta").load(str(path)).count()
 
 
+def files_per_date(path: Path) -> dict[str, int]:
+    """Data files of a Delta table partitioned by ``event_date``, per partition (delta-rs: the live files)."""
+    dates = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True)).column("partition.event_date").to_pylist()
+    return {str(d): dates.count(d) for d in sorted(set(dates), key=str)}
+
+
+def kafka_batch(spark: SparkSession, cfg: StreamingConfig, topic: str) -> DataFrame:
+    """Batch 0 as the medallion query sees it: the whole topic through the bronze projection."""
+    return bronze_projection(
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("includeHeaders", "true")
+        .load()
+    )
+
+
 # ---- tests ----------------------------------------------------------------------------------------------
 def test_n_produced_lands_exactly_once_field_for_field(spark: SparkSession, lane: Lane) -> None:
     records = [make_record(i) for i in range(600)]
@@ -333,16 +352,8 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
     ensure_table(warehouse_target(cfg))
     cfg.checkpoint("medallion").mkdir(parents=True)
     (cfg.checkpoint("medallion") / "metadata").write_text(json.dumps({"id": uuid.uuid4().hex}))
-    # Batch 0 as the medallion query sees it: the topic through the bronze projection (ingested_at is
-    # evaluated per execution, so the replay below stamps different values, as a real replay does).
-    batch = bronze_projection(
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
-        .option("subscribe", lane.topic)
-        .option("startingOffsets", "earliest")
-        .option("includeHeaders", "true")
-        .load()
-    )
+    # ingested_at is evaluated per execution, so the replay below stamps different values, as a real replay does.
+    batch = kafka_batch(spark, cfg, lane.topic)
     reference = load_reference(cfg.reference_dir)
     with pytest.raises(_CrashError):
         crashing(cfg, schema_dict(), reference, warehouse_target(cfg))(batch, 0)
@@ -357,6 +368,39 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
     assert silver_records(spark, cfg) == records
     assert warehouse_records(cfg) == records
     assert lineage(spark, cfg) == warehouse_lineage(cfg)  # PostgreSQL now holds the committed silver copy
+
+
+@pytest.mark.parametrize("continuous", [True, False])
+def test_a_small_continuous_batch_writes_one_file_per_date_partition(
+    spark: SparkSession, lane: Lane, continuous: bool
+) -> None:
+    """Continuous mode: bronze and silver get one file per date and batch, not one per Kafka partition.
+
+    Catch-up (one task per Kafka range, executor-side load) is the contrast: the same batch over the topic's
+    three partitions makes a file per partition and date in both tables.
+    """
+    day = 86_400_000
+    records = [make_record(i, event_time=BASE_MS + (i % 2) * day + i * 1_000) for i in range(300)]
+    produce_records(lane, records)
+    cfg = dataclasses.replace(lane.cfg, warehouse_driver_load_max_rows=300 if continuous else 0)
+    for ensure in (ensure_bronze_table, ensure_silver_table, ensure_quarantine_table):
+        ensure(spark, cfg)
+    ensure_table(warehouse_target(cfg))
+    cfg.checkpoint("medallion").mkdir(parents=True)
+    (cfg.checkpoint("medallion") / "metadata").write_text(json.dumps({"id": uuid.uuid4().hex}))
+    batch = kafka_batch(spark, cfg, lane.topic)
+    assert batch.rdd.getNumPartitions() == 3
+    body = MedallionBatch(
+        cfg, schema_dict(), load_reference(cfg.reference_dir), warehouse_target(cfg), one_bronze_task=continuous
+    )
+    body(batch, 0)
+    files = 1 if continuous else 3
+    # Bronze is partitioned by the Kafka timestamp's date (today), silver by the events' own dates.
+    assert list(files_per_date(cfg.bronze_path).values()) == [files]
+    assert files_per_date(cfg.silver_path) == {"2025-11-24": files, "2025-11-25": files}
+    assert delta_count(spark, cfg.bronze_path) == len(records)
+    assert silver_records(spark, cfg) == sorted(records, key=lambda r: r["transaction_id"])
+    assert warehouse_records(cfg) == sorted(records, key=lambda r: r["transaction_id"])
 
 
 def test_a_partition_whose_rows_fail_midway_leaves_postgres_unchanged(lane: Lane) -> None:
