@@ -228,6 +228,15 @@ def files_per_date(path: Path) -> dict[str, int]:
     return {str(d): dates.count(d) for d in sorted(set(dates), key=str)}
 
 
+def prepare_medallion(spark: SparkSession, cfg: StreamingConfig) -> None:
+    """What ``start_medallion`` sets up before a batch runs: the tables and the query's checkpoint id."""
+    for ensure in (ensure_bronze_table, ensure_silver_table, ensure_quarantine_table):
+        ensure(spark, cfg)
+    ensure_table(warehouse_target(cfg))
+    cfg.checkpoint("medallion").mkdir(parents=True)
+    (cfg.checkpoint("medallion") / "metadata").write_text(json.dumps({"id": uuid.uuid4().hex}))
+
+
 def kafka_batch(spark: SparkSession, cfg: StreamingConfig, topic: str) -> DataFrame:
     """Batch 0 as the medallion query sees it: the whole topic through the bronze projection."""
     return bronze_projection(
@@ -347,11 +356,7 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
     # The mid-load crash needs the executor-side load (one transaction per partition); small batches are
     # otherwise loaded from the driver in one transaction.
     cfg = dataclasses.replace(lane.cfg, warehouse_driver_load_max_rows=0 if crashing is _CrashMidWarehouseLoad else 40)
-    for ensure in (ensure_bronze_table, ensure_silver_table, ensure_quarantine_table):
-        ensure(spark, cfg)
-    ensure_table(warehouse_target(cfg))
-    cfg.checkpoint("medallion").mkdir(parents=True)
-    (cfg.checkpoint("medallion") / "metadata").write_text(json.dumps({"id": uuid.uuid4().hex}))
+    prepare_medallion(spark, cfg)
     # ingested_at is evaluated per execution, so the replay below stamps different values, as a real replay does.
     batch = kafka_batch(spark, cfg, lane.topic)
     reference = load_reference(cfg.reference_dir)
@@ -383,11 +388,7 @@ def test_a_small_continuous_batch_writes_one_file_per_date_partition(
     records = [make_record(i, event_time=BASE_MS + (i % 2) * day + i * 1_000) for i in range(300)]
     produce_records(lane, records)
     cfg = dataclasses.replace(lane.cfg, warehouse_driver_load_max_rows=300 if continuous else 0)
-    for ensure in (ensure_bronze_table, ensure_silver_table, ensure_quarantine_table):
-        ensure(spark, cfg)
-    ensure_table(warehouse_target(cfg))
-    cfg.checkpoint("medallion").mkdir(parents=True)
-    (cfg.checkpoint("medallion") / "metadata").write_text(json.dumps({"id": uuid.uuid4().hex}))
+    prepare_medallion(spark, cfg)
     batch = kafka_batch(spark, cfg, lane.topic)
     assert batch.rdd.getNumPartitions() == 3
     body = MedallionBatch(
