@@ -6,12 +6,16 @@ password from the settings) and keeps the JWT for its lifetime; a 401 triggers o
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from shoplake.config import Settings
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATES: Final = frozenset({"success", "failed"})
 POLL_SECONDS: Final = 2.0
@@ -147,16 +151,36 @@ class AirflowClient:
     def run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.of(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
 
-    def wait(self, dag_id: str, run_id: str, timeout: float) -> DagRun:
-        """Poll until the run is success/failed; TimeoutError (with the last state) past ``timeout``."""
+    def wait(self, dag_id: str, run_id: str, timeout: float, on_poll: Callable[[], object] | None = None) -> DagRun:
+        """Poll until the run is success/failed; TimeoutError (with the last state) past ``timeout``.
+
+        ``on_poll`` runs before every poll (:meth:`trigger_and_wait` drops scheduled runs there).
+        """
         deadline = time.monotonic() + timeout
         while True:
+            if on_poll is not None:
+                on_poll()
             run = self.run(dag_id, run_id)
             if run.state in TERMINAL_STATES:
                 return run
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} run {run_id} still {run.state} after {timeout:.0f} s")
             time.sleep(POLL_SECONDS)
+
+    def queued_scheduled_runs(self, dag_id: str) -> set[str]:
+        """Run ids of ``dag_id``'s scheduled runs that are queued: created, no task started yet."""
+        raw = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"state": "queued", "limit": 100})
+        return {str(r["dag_run_id"]) for r in raw.get("dag_runs") or [] if r.get("run_type") == "scheduled"}
+
+    def drop_queued_scheduled_runs(self, dag_id: str, keep: set[str]) -> list[str]:
+        """Delete the queued scheduled runs of ``dag_id`` not in ``keep``; the run ids deleted."""
+        dropped = sorted(self.queued_scheduled_runs(dag_id) - keep)
+        for run_id in dropped:
+            self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
+            log.info(
+                "%s: dropped scheduled run %s, created while the DAG was unpaused for a manual run", dag_id, run_id
+            )
+        return dropped
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         raw = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
@@ -181,14 +205,22 @@ class AirflowClient:
         """Run ``dag_id`` through the scheduler and wait for the result; its pause state is restored after.
 
         A paused DAG is unpaused only for the run, and the run takes the logical date of the scheduled slot
-        that unpausing would start at once (:meth:`due_slot`), so no scheduled run starts next to it.
+        that unpausing would start at once (:meth:`due_slot`), so no scheduled run starts next to it. A slot
+        that falls due *during* the run (the top of the hour, for the ingestion DAG) gets a scheduled run
+        too, with the default conf: ``max_active_runs=1`` keeps it queued behind ours, and it is deleted
+        before it starts - the DAG was paused, so nobody asked for it. (It used to start as soon as ours
+        ended: a CI run that crossed 08:00 UTC saw 1,000 default transactions beside the 250 it triggered.)
         """
         paused = bool(self.request("GET", f"/dags/{dag_id}")["is_paused"])
         run = self.trigger(dag_id, conf, logical_date=self.due_slot(dag_id, datetime.now(UTC)))
-        if paused:
-            self.unpause(dag_id)
-        try:
+        if not paused:
             return self.wait(dag_id, run.run_id, timeout)
+        queued_before = self.queued_scheduled_runs(dag_id)
+        self.unpause(dag_id)
+        try:
+            return self.wait(
+                dag_id, run.run_id, timeout, on_poll=lambda: self.drop_queued_scheduled_runs(dag_id, queued_before)
+            )
         finally:
-            if paused:
-                self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+            self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+            self.drop_queued_scheduled_runs(dag_id, queued_before)
