@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -225,7 +226,7 @@ def delta_count(spark: SparkSession, path: Path) -> int:
 def files_per_date(path: Path) -> dict[str, int]:
     """Data files of a Delta table partitioned by ``event_date``, per partition (delta-rs: the live files)."""
     dates = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True)).column("partition.event_date").to_pylist()
-    return {str(d): dates.count(d) for d in sorted(set(dates), key=str)}
+    return dict(sorted(Counter(str(d) for d in dates).items()))
 
 
 def prepare_medallion(spark: SparkSession, cfg: StreamingConfig) -> None:

@@ -151,7 +151,7 @@ class AirflowClient:
     def run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.of(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
 
-    def wait(self, dag_id: str, run_id: str, timeout: float, on_poll: Callable[[], object] | None = None) -> DagRun:
+    def wait(self, dag_id: str, run_id: str, timeout: float, on_poll: Callable[[], None] | None = None) -> DagRun:
         """Poll until the run is success/failed; TimeoutError (with the last state) past ``timeout``.
 
         ``on_poll`` runs before every poll (:meth:`trigger_and_wait` drops scheduled runs there).
@@ -172,15 +172,13 @@ class AirflowClient:
         raw = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"state": "queued", "limit": 100})
         return {str(r["dag_run_id"]) for r in raw.get("dag_runs") or [] if r.get("run_type") == "scheduled"}
 
-    def drop_queued_scheduled_runs(self, dag_id: str, keep: set[str]) -> list[str]:
-        """Delete the queued scheduled runs of ``dag_id`` not in ``keep``; the run ids deleted."""
-        dropped = sorted(self.queued_scheduled_runs(dag_id) - keep)
-        for run_id in dropped:
+    def drop_queued_scheduled_runs(self, dag_id: str, keep: set[str]) -> None:
+        """Delete the queued scheduled runs of ``dag_id`` not in ``keep`` (each one logged)."""
+        for run_id in sorted(self.queued_scheduled_runs(dag_id) - keep):
             self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
             log.info(
                 "%s: dropped scheduled run %s, created while the DAG was unpaused for a manual run", dag_id, run_id
             )
-        return dropped
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         raw = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
