@@ -366,8 +366,6 @@ class Sampler(threading.Thread):
         self.lane, self.service_pid, self.poller = lane, service_pid, poller
         # Native memory tracking's baseline is taken with the first sample after the warm-up.
         self.nmt, self.nmt_from = nmt, float("inf")
-        # The query reading Kafka: "medallion", or "bronze" when the config runs the staged pipeline.
-        self.kafka_reader = load_streaming_config(lane.settings).kafka_reader
         self.samples: list[Sample] = []
         self.stop = threading.Event()
         self.silver = CommitLog(lane.root / "silver/transactions")
@@ -381,7 +379,7 @@ class Sampler(threading.Thread):
         return Sample(
             time.time(),
             produced,
-            bronze_processed(self.lane.root / "checkpoints" / self.kafka_reader),
+            bronze_processed(self.lane.root / "checkpoints" / "medallion"),
             silver,
             self.poller.rows,
             jvm_rss,
@@ -617,7 +615,6 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
     """Run the service, produce, drain; returns (producer stats, measurements incl. load averages)."""
     from shoplake.stack import process
     from shoplake.streaming import service
-    from shoplake.streaming.config import load_streaming_config
 
     cfg = load_streaming_config(lane.settings)
     load = {"start": loadavg()}

@@ -9,16 +9,14 @@ One invocation, one topic, same broker:
 * **ours** - :func:`shoplake.streaming.jobs.run_catch_up` with ``availableNow`` on a fresh SparkSession,
   fresh tables and checkpoints. ``--pipeline medallion`` (the default, what ``shoplake stream`` runs): the
   ``medallion`` query, Kafka -> bronze + quarantine + silver + PostgreSQL in one pass, then the gold
-  aggregates; throughput is N / medallion seconds (it includes the PostgreSQL load). ``--pipeline staged``:
-  Kafka -> bronze, then bronze -> silver, then, timed separately, silver -> PostgreSQL and gold; throughput
-  is N / (bronze + silver seconds). That is the figure issue 4 targets (>= 50,000 events/s); the
+  aggregates; throughput is N / medallion seconds (it includes the PostgreSQL load). The
   SparkSession start (~15-30 s of JVM start-up) is excluded and reported on its own.
 
 ``--warm-up N`` first runs a catch-up of N events on a topic and tables of its own in the same SparkSession,
 so the timed run measures a warm JVM (what a continuous service is) instead of a cold one (what an Airflow
 catch-up is); its result goes to a section of its own, next to the cold one.
 
-Usage: ``python bench/bench_streaming.py [--n 1000000] [--pipeline medallion|staged] [--warm-up N]
+Usage: ``python bench/bench_streaming.py [--n 1000000] [--pipeline medallion] [--warm-up N]
 [--no-write]``; Kafka, the registry and PostgreSQL must be up (``shoplake up postgres kafka registry``).
 """
 
@@ -112,7 +110,6 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
 
 PIPELINES = {
     "medallion": (("medallion", "gold"), ("medallion",)),
-    "staged": (("bronze", "silver", "warehouse", "gold"), ("bronze", "silver")),
 }
 
 

@@ -10,8 +10,8 @@ batches took, next to the table's size:
   row it changed) and ``files removed`` come from the Delta log, so they do not depend on how loaded the
   machine was: a cost that grows with the table shows there first;
 * ``MERGE ms`` (Delta's ``executionTimeMs``) and the query's batch duration (progress log) are wall times;
-* the batch's phases (``batch_phases.jsonl``: the upsert, and for ``customer_behaviour`` the large-distinct
-  fill's steps) say where a batch's time went, as means over the slice's batches that ran each phase.
+* the table's phase of each gold batch (``batch_phases.jsonl``: its aggregation and MERGE) says how much of the
+  batch's time it took, as a mean over the slice's batches.
 
 Inputs are what a freshness run leaves in its lane (the tables' ``_delta_log`` JSON commits, the progress and
 phase logs), so the functions are pure and unit-tested without a service.
@@ -149,20 +149,21 @@ def trend(
     *,
     phases: dict[str, dict[int, dict[str, float]]] | None = None,
 ) -> dict[str, list[Slice]]:
-    """Per gold table under ``gold_dir`` (its folder name = the query ``gold_<name>``): its slices.
+    """Per gold table under ``gold_dir``: its commits, the ``gold`` query's batches and the table's phase in them.
 
-    A folder without a query of its name (``customer_behaviour_values``, written by ``customer_behaviour``'s
-    fill) shows its commits only. ``phases``: the run's :func:`freshness_tail.read_phases` (every query).
+    ``phases``: the run's :func:`freshness_tail.read_phases` (every query); a gold batch has one phase per table.
     """
     tables = sorted(p for p in gold_dir.iterdir() if (p / "_delta_log").is_dir()) if gold_dir.is_dir() else []
+    runs = [b for b in batches if b.query == "gold"]
+    gold = (phases or {}).get("gold", {})
     return {
         table.name: slices(
             read_commits(table),
-            [b for b in batches if b.query == f"gold_{table.name}"],
+            runs,
             start,
             end,
             count,
-            phases=(phases or {}).get(f"gold_{table.name}", {}),
+            phases={batch: {k: ms for k, ms in p.items() if k == table.name} for batch, p in gold.items()},
         )
         for table in tables
     }

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, iso_instant_with_zone, number_in
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
+from shoplake.streaming.lane import LaneError
 from shoplake.streaming.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
@@ -183,6 +184,36 @@ def _cmd_stream_maintain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_stream_reset(args: argparse.Namespace, settings: Settings) -> int:
+    """Retire the lane's streaming state after confirming; refused while the stream runs."""
+    from shoplake.streaming import lane, service
+    from shoplake.streaming.config import load_streaming_config
+
+    cfg = load_streaming_config(settings)
+    scope = args.only or "all"
+    items = lane.retired_items(cfg, scope)
+    if not items:
+        print("nothing to reset")
+        return 0
+    if service.status(settings).running:
+        print("shoplake: the stream is running; stop it first (shoplake stream stop)", file=sys.stderr)
+        return 2
+    rebuilt = (
+        "from silver" if scope == "gold" else "from Kafka (records Kafka no longer holds stay in the retired copy)"
+    )
+    print("moving aside (kept under " + str(settings.home / "retired") + "):\n  " + "\n  ".join(map(str, items)))
+    print(f"the next stream run rebuilds them {rebuilt}; PostgreSQL raw is kept (its upserts are keyed)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("shoplake: not confirmed; pass --yes to reset without a terminal", file=sys.stderr)
+            return 2
+        if input("type 'reset' to confirm: ").strip() != "reset":
+            print("shoplake: not confirmed; nothing was moved", file=sys.stderr)
+            return 2
+    print(f"moved to {lane.reset(cfg, settings.home, scope)}")
+    return 0
+
+
 def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stream = sub.add_parser("stream", help="Spark streaming: Kafka -> Delta bronze/silver -> PostgreSQL raw")
     ssub = stream.add_subparsers(dest="stream_command", required=True)
@@ -191,7 +222,7 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument(
         "--query",
         action="append",
-        choices=["medallion", "bronze", "silver", "warehouse", "gold", "scorer"],
+        choices=["medallion", "gold", "scorer"],
         help="run only this query (repeatable); `--query scorer` = the streaming fraud scorer",
     )
     p.set_defaults(handler=_cmd_stream_run)
@@ -207,6 +238,17 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument("--no-vacuum", action="store_true", help="only compact")
     p.set_defaults(handler=_cmd_stream_maintain)
+    p = ssub.add_parser(
+        "reset",
+        help="move the streaming checkpoints and tables aside (kept under SHOPLAKE_HOME/retired/) to rebuild them",
+    )
+    p.add_argument(
+        "--only",
+        choices=["gold"],
+        help="only gold's checkpoint and tables (rebuilt from silver); default: everything (rebuilt from Kafka)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(handler=_cmd_stream_reset)
 
 
 # ---- end of streaming block ------------------------------------------------------------------------------
@@ -563,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         handler: Handler = args.handler
         return handler(args, settings)
-    except (ConfigError, MissingDependencyError, StorageError) as exc:
+    except (ConfigError, MissingDependencyError, StorageError, LaneError) as exc:
         print(f"shoplake: {exc}", file=sys.stderr)
         return 2
 

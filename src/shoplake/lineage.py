@@ -68,7 +68,7 @@ def datasets(
     if job == "stream":  # the stages the run executes: gold and the warehouse sink are optional
         run = stages or cfg.continuous_stages
         gold = [d for name, d in delta.items() if name.startswith("gold_") and "gold" in run]
-        sink = [raw] if "warehouse" in run or "medallion" in run else []
+        sink = [raw] if "medallion" in run else []
         return topics, [delta["bronze"], delta["silver"], delta["quarantine"], *gold, *sink]
     if job == "dbt":
         return [raw], [(pg, f"{settings.postgres_db}.marts.{m}") for m in marts(settings)]

@@ -43,7 +43,7 @@ from shoplake.streaming.session import spark_session
 settings = get_settings()
 cfg = load_streaming_config(settings)
 spark = spark_session(settings, app_name="shoplake-it-cluster", shuffle_partitions=cfg.shuffle_partitions)
-run_catch_up(spark, cfg, ("bronze", "silver", "gold"))
+run_catch_up(spark, cfg, ("medallion", "gold"))
 executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
 print(json.dumps({"master": spark.sparkContext.master, "executors": executors}))
 spark.stop()
@@ -74,6 +74,8 @@ def _config(lane: Lane, root: Path) -> Path:
         "[paths]",
         f'checkpoints = "{root / "checkpoints"}"',
         f'progress_log = "{root / "progress.jsonl"}"',
+        "[warehouse]",
+        f'schema = "{lane.cfg.warehouse_schema}"',
         "[spark]",
         "shuffle_partitions = 2",
     ]

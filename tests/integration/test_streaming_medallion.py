@@ -38,8 +38,8 @@ from shoplake.config import Settings, env_for_children
 from shoplake.contracts.schemas import schema_dict, schema_text
 from shoplake.streaming.config import StreamingConfig, load_streaming_config
 from shoplake.streaming.enrich import ENRICHMENT_COLUMNS, load_reference
-from shoplake.streaming.handover import STAGED, HandoverError, handover_path
 from shoplake.streaming.jobs import MedallionBatch, run_catch_up, warehouse_target
+from shoplake.streaming.lane import LaneError, reset
 from shoplake.streaming.session import spark_session
 from shoplake.streaming.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
 from shoplake.streaming.transforms import bronze_projection
@@ -495,36 +495,32 @@ def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane:
     assert warehouse_count(cfg) == n
 
 
-def test_a_staged_lane_is_handed_over_to_medallion_exactly_once(spark: SparkSession, lane: Lane) -> None:
-    """An installation upgraded from the staged pipeline: the first medallion run takes over without a gap
-    or a second copy in bronze, and the staged Kafka reader is refused afterwards."""
+def test_a_lane_left_by_the_staged_pipeline_is_refused_and_rebuilt_exactly_once_after_a_reset(
+    spark: SparkSession, lane: Lane, tmp_path: Path
+) -> None:
+    """A staged checkpoint stops every run before it writes, naming the reset; the reset moves the lane aside
+    and the next run rebuilds it from Kafka: every record once in bronze and silver, PostgreSQL unchanged."""
     cfg = lane.cfg
-    first, second, third = (
-        [make_record(i) for i in range(0, 300)],
-        [make_record(i) for i in range(300, 450)],
-        [make_record(i) for i in range(450, 500)],
-    )
+    first = [make_record(i) for i in range(300)]
     produce_records(lane, first)
-    run_catch_up(spark, cfg, ("bronze",))  # the old install stopped with silver and PostgreSQL behind bronze
-    produce_records(lane, second)  # ... and more records arrived while it was being upgraded
+    run_catch_up(spark, cfg)
+    (cfg.checkpoint_root / "bronze" / "offsets").mkdir(parents=True)  # what the staged reader left
+    produce_records(lane, [make_record(i) for i in range(300, 350)])
 
-    run_catch_up(spark, cfg)  # the default pipeline: medallion, which drains the staged queries first
-    assert silver_records(spark, cfg) == first + second
-    assert warehouse_records(cfg) == first + second
-    record = json.loads(handover_path(cfg).read_text())
-    assert sum(sum(parts.values()) for parts in record["starting_offsets"].values()) == 450
-    assert not cfg.checkpoint("bronze").exists()
-    assert (cfg.checkpoint_root / "retired" / f"staged-{record['handed_over_at']}" / "bronze").is_dir()
+    with pytest.raises(LaneError, match=r"staged query 'bronze'[\s\S]*Run `shoplake stream reset`"):
+        run_catch_up(spark, cfg)
+    assert delta_count(spark, cfg.bronze_path) == 300
 
-    produce_records(lane, third)
-    run_catch_up(spark, cfg)  # medallion from its own checkpoint, starting where the staged reader stopped
+    retired = reset(cfg, tmp_path / "home", "all")
+    assert retired is not None
+    assert (retired / "delta" / "checkpoints" / "bronze" / "offsets").is_dir()
+    assert DeltaTable.is_deltatable(str(retired / "delta" / "bronze" / "transactions"))
+    assert not cfg.checkpoint_root.exists() and not cfg.bronze_path.exists()
+
+    run_catch_up(spark, cfg)
+    records = first + [make_record(i) for i in range(300, 350)]
     bronze = spark.read.format("delta").load(str(cfg.bronze_path))
-    assert bronze.count() == 500
-    assert bronze.select("partition", "offset").distinct().count() == 500
-    assert silver_records(spark, cfg) == first + second + third
-    assert warehouse_records(cfg) == first + second + third
-    progress = [json.loads(line) for line in cfg.metrics_path.read_text().splitlines()]
-    assert {p["query"] for p in progress} == {"bronze", "silver", "warehouse", "medallion"}
-
-    with pytest.raises(HandoverError, match="would re-read the topics"):
-        run_catch_up(spark, cfg, STAGED)
+    assert bronze.count() == 350
+    assert bronze.select("partition", "offset").distinct().count() == 350
+    assert silver_records(spark, cfg) == records
+    assert warehouse_records(cfg) == records

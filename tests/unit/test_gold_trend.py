@@ -77,7 +77,7 @@ def test_rows_written_before_the_run_count_towards_the_size() -> None:
 def test_trend_matches_each_table_to_its_query_and_renders_a_row_per_slice(tmp_path: Path) -> None:
     _commit(tmp_path / "gold" / "fraud_rates" / "_delta_log", 0, _merge(10.0, 3, 0, 0, 100))
     (tmp_path / "gold" / "not_a_table").mkdir()
-    batches = [Batch("gold_fraud_rates", 0, 9.0, 10.0), Batch("gold_hourly_sales", 0, 9.0, 19.0)]
+    batches = [Batch("gold", 0, 9.0, 10.0), Batch("medallion", 0, 9.0, 19.0)]
     res = trend(tmp_path / "gold", batches, 0.0, 60.0, count=3)
     assert list(res) == ["fraud_rates"]
     assert [s.batches for s in res["fraud_rates"]] == [1, 0, 0]
@@ -91,15 +91,14 @@ def test_phases_are_averaged_over_the_slice_batches_that_ran_them(tmp_path: Path
     _commit(tmp_path / "gold" / "customer_behaviour" / "_delta_log", 0, _merge(10.0, 3, 0, 0, 100))
     log = tmp_path / "batch_phases.jsonl"
     records = [
-        {"query": "gold_customer_behaviour", "batch_id": 0, "phases_ms": {"upsert": 4000.0}},
-        {"query": "gold_customer_behaviour", "batch_id": 1, "phases_ms": {"upsert": 5000.0, "fill_values": 9000.0}},
-        {"query": "gold_customer_behaviour", "batch_id": 2, "phases_ms": {"upsert": 6000.0, "fill_values": 8000.0}},
-        {"query": "medallion", "batch_id": 1, "phases_ms": {"upsert": 1.0}},
+        {"query": "gold", "batch_id": 0, "phases_ms": {"hourly_sales": 1000.0, "customer_behaviour": 4000.0}},
+        {"query": "gold", "batch_id": 1, "phases_ms": {"hourly_sales": 9000.0, "customer_behaviour": 5000.0}},
+        {"query": "gold", "batch_id": 2, "phases_ms": {"hourly_sales": 8000.0, "customer_behaviour": 6000.0}},
+        {"query": "medallion", "batch_id": 1, "phases_ms": {"customer_behaviour": 1.0}},
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
-    query = "gold_customer_behaviour"
-    batches = [Batch(query, 0, 1.0, 5.0), Batch(query, 1, 20.0, 34.0), Batch(query, 2, 40.0, 54.0)]
+    batches = [Batch("gold", 0, 1.0, 5.0), Batch("gold", 1, 20.0, 34.0), Batch("gold", 2, 40.0, 54.0)]
     first, second = trend(tmp_path / "gold", batches, 0.0, 60.0, count=2, phases=read_phases(log))["customer_behaviour"]
-    assert first.phases == (("upsert", 2, 4.5), ("fill_values", 1, 9.0))
-    assert second.phases == (("upsert", 1, 6.0), ("fill_values", 1, 8.0))
-    assert render({"customer_behaviour": [first]})[-1].endswith("| upsert 4.5 (2), fill_values 9.0 (1) |")
+    assert first.phases == (("customer_behaviour", 2, 4.5),)
+    assert second.phases == (("customer_behaviour", 1, 6.0),)
+    assert render({"customer_behaviour": [first]})[-1].endswith("| customer_behaviour 4.5 (2) |")

@@ -178,14 +178,6 @@ def test_a_cleaned_table_reads_the_same_and_keeps_what_readers_need(tmp_path: Pa
     assert result.remaining == len(list((table / "_delta_log").iterdir()))
 
 
-def test_an_extra_floor_holds_the_log_back_too(tmp_path: Path) -> None:
-    table = tmp_path / "t"
-    _table(table, 12, checkpoints=(4, 8))
-    _age(table, 7200, range(12))
-    result = clean_table("t", table, readers={}, retention_s=1800, extra_floors={"fill": 5}, now_s=NOW)
-    assert (result.floor, result.starts_at, result.held_by) == (5, 4, "fill")
-
-
 def test_unsupported_and_missing_tables_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     table = tmp_path / "t"
     _table(table, 3, checkpoints=(1,))

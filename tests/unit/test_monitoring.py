@@ -97,13 +97,14 @@ def test_metrics_need_recent_progress_from_every_stage(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_a_stage_of_several_queries_counts_each_of_them(tmp_path: Path) -> None:
+def test_a_stage_is_its_one_query_not_the_per_table_queries_of_older_versions(tmp_path: Path) -> None:
     log = tmp_path / "progress.jsonl"
-    _progress(log, ["gold_hourly_sales"], _now() - 3 * DAY)
-    _progress(log, ["gold_fraud_rates"], _now())
-    problems = read_metrics(log, ("gold",), now=_now(), max_age=DAY).problems
-    assert len(problems) == 1 and problems[0].startswith("query gold_hourly_sales: last batch")
     _progress(log, ["gold_hourly_sales"], _now())
+    assert read_metrics(log, ("gold",), now=_now(), max_age=DAY).problems == ("stage gold: no progress recorded",)
+    _progress(log, ["gold"], _now() - 3 * DAY)
+    problems = read_metrics(log, ("gold",), now=_now(), max_age=DAY).problems
+    assert len(problems) == 1 and problems[0].startswith("query gold: last batch")
+    _progress(log, ["gold"], _now())
     assert read_metrics(log, ("gold",), now=_now(), max_age=DAY).healthy
 
 

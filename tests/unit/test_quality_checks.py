@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from shoplake.quality import checks
-from shoplake.quality.audit import SEED_REFERENCES, DataQualityError, allowed_codes, publish_gate, sunk_silver_version
+from shoplake.quality.audit import SEED_REFERENCES, DataQualityError, allowed_codes, publish_gate
 
 SEEDS = Path(__file__).resolve().parents[2] / "dbt" / "seeds"
 
@@ -81,27 +81,6 @@ def test_volumes_layer_by_layer() -> None:
     assert checks.volume_raw_vs_silver(995, 1000, 0.01).passed
     assert not checks.volume_raw_vs_silver(900, 1000, 0.01).passed
     assert not checks.volume_raw_vs_silver(None, 1000, 0.01).passed
-
-
-def _checkpoint(root: Path, batches: dict[int, str], committed: list[int]) -> Path:
-    (root / "offsets").mkdir(parents=True)
-    (root / "commits").mkdir()
-    for batch, source in batches.items():
-        (root / "offsets" / str(batch)).write_text(f'v1\n{{"batchWatermarkMs":0}}\n{source}\n')
-    for batch in committed:
-        (root / "commits" / str(batch)).write_text("v1\n{}\n")
-    return root
-
-
-@pytest.mark.unit
-def test_sunk_silver_version_reads_the_last_committed_delta_offset(tmp_path: Path) -> None:
-    """Batch 1 is planned but not committed: the sink has finished silver up to version 4 (before 5)."""
-    done = '{"sourceVersion":1,"reservoirId":"r","reservoirVersion":5,"index":-1,"isStartingVersion":false}'
-    planned = '{"sourceVersion":1,"reservoirId":"r","reservoirVersion":9,"index":-1,"isStartingVersion":false}'
-    assert sunk_silver_version(_checkpoint(tmp_path / "a", {0: done, 1: planned}, [0])) == 4
-    snapshot = '{"sourceVersion":1,"reservoirId":"r","reservoirVersion":3,"index":7,"isStartingVersion":true}'
-    assert sunk_silver_version(_checkpoint(tmp_path / "b", {0: snapshot}, [0])) is None
-    assert sunk_silver_version(tmp_path / "never-started") is None
 
 
 @pytest.mark.unit

@@ -39,10 +39,7 @@ def test_scorer_is_opt_in_and_configured_by_the_shipped_file(settings: Settings,
     assert cfg.gold_fraud_alerts_path == tmp_path / "delta/gold/fraud_alerts"
     assert cfg.alerts_topic == "ecommerce.fraud-alerts"
     assert cfg.checkpoint("scorer") == tmp_path / "home/checkpoints/scorer"
-    assert resolve({"pipeline": {"continuous": ["silver", "scorer"]}}, settings).continuous_stages == (
-        "silver",
-        "scorer",
-    )
+    assert resolve({"pipeline": {"continuous": ["gold", "scorer"]}}, settings).continuous_stages == ("gold", "scorer")
 
 
 def test_bad_scorer_values_are_named(settings: Settings) -> None:

@@ -21,8 +21,8 @@ def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Pa
     cfg = load_streaming_config(settings)
     assert cfg.topics == (settings.kafka_topic,)
     assert cfg.bronze_path == tmp_path / "delta/bronze/transactions"
-    assert cfg.checkpoint("silver") == tmp_path / "home/checkpoints/silver"
-    assert cfg.triggers["bronze"].endswith("second")
+    assert cfg.checkpoint("gold") == tmp_path / "home/checkpoints/gold"
+    assert cfg.triggers["medallion"].endswith("second")
     assert cfg.max_records_per_partition == 100_000
     assert cfg.warehouse_driver_load_max_rows == 50_000
     assert (cfg.log_retention_s, cfg.log_cleanup_interval_s) == (30 * 60, 5 * 60)
@@ -92,8 +92,8 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
             "max_records_per_partition": True,
         },
         "tables": {"silver": "../escape"},
-        "triggers": {"bronze": "soon"},
-        "warehouse": {"schema": "Raw; DROP", "max_bytes_per_trigger": "lots", "driver_load_max_rows": -1},
+        "triggers": {"medallion": "soon"},
+        "warehouse": {"schema": "Raw; DROP", "driver_load_max_rows": -1},
         "spark": {"shuffle_partitions": "four", "driver_memory": "2 GB"},
         "pipeline": {"continuous": ["bronze", "platinum"]},
     }
@@ -106,10 +106,9 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "source.max_offsets_per_trigger",
         "source.max_records_per_partition",
         "tables.silver",
-        "triggers.bronze",
+        "triggers.medallion",
         "warehouse.schema",
         "spark.shuffle_partitions",
-        "warehouse.max_bytes_per_trigger",
         "warehouse.driver_load_max_rows",
         "spark.driver_memory",
         "pipeline.continuous",
@@ -130,17 +129,15 @@ def test_unknown_query_has_no_checkpoint(settings: Settings) -> None:
 def test_shipped_pipeline_is_the_fused_medallion_query(settings: Settings) -> None:
     cfg = load_streaming_config(settings)
     assert cfg.continuous_stages == ("medallion", "gold")
-    assert cfg.kafka_reader == "medallion"
     assert cfg.triggers["medallion"] == "1 second"
 
 
-def test_staged_pipeline_reads_kafka_with_its_bronze_query(settings: Settings) -> None:
-    cfg = resolve({"pipeline": {"continuous": ["gold", "warehouse", "silver", "bronze"]}}, settings)
-    assert cfg.continuous_stages == ("bronze", "silver", "warehouse", "gold")
-    assert cfg.kafka_reader == "bronze"
+def test_queries_run_in_pipeline_order(settings: Settings) -> None:
+    cfg = resolve({"pipeline": {"continuous": ["scorer", "gold", "medallion"]}}, settings)
+    assert cfg.continuous_stages == ("medallion", "gold", "scorer")
 
 
 @pytest.mark.parametrize("staged", ["bronze", "silver", "warehouse"])
-def test_medallion_and_a_staged_query_never_run_together(settings: Settings, staged: str) -> None:
-    with pytest.raises(StreamingConfigError, match=r"pipeline\.continuous=.*either it or them"):
-        resolve({"pipeline": {"continuous": ["medallion", staged]}}, settings)
+def test_the_removed_staged_queries_are_named_as_invalid(settings: Settings, staged: str) -> None:
+    with pytest.raises(StreamingConfigError, match=rf"pipeline\.continuous=\['{staged}'\]: must be .* from"):
+        resolve({"pipeline": {"continuous": [staged]}}, settings)

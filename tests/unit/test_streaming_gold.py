@@ -1,4 +1,4 @@
-"""Gold aggregates on small static DataFrames (the same functions run on the silver stream)."""
+"""Gold aggregates on small static DataFrames: what one batch of silver rows adds to each table."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
-from shoplake.streaming.gold import (
-    customer_behaviour,
-    customer_behaviour_rows,
-    flatten_window,
-    fraud_rates,
-    hourly_sales,
-)
+from shoplake.streaming.gold import GOLD_TABLES, GoldTable
 from shoplake.streaming.session import spark_session
 
 pytestmark = pytest.mark.unit
@@ -45,12 +40,21 @@ def silver(spark: SparkSession) -> DataFrame:
     )
 
 
+TABLES = {table.name: table for table in GOLD_TABLES}
+
+
+def aggregated(spark: SparkSession, name: str) -> DataFrame:
+    """The table's rows for the batch, without its sketch columns (their estimates are compared instead)."""
+    out = TABLES[name].aggregate(silver(spark))
+    return out.drop(*(c for c in out.columns if c.endswith("_sketch")))
+
+
 def test_hourly_sales_per_hour_and_dimension(spark: SparkSession) -> None:
-    out = flatten_window(hourly_sales(silver(spark)))
     expected = [
         Row(
             window_start=H,
             window_end=H.replace(hour=11),
+            event_date=H.date(),
             merchant_category="grocery",
             merchant_country="US",
             currency="USD",
@@ -63,6 +67,7 @@ def test_hourly_sales_per_hour_and_dimension(spark: SparkSession) -> None:
         Row(
             window_start=H.replace(hour=11),
             window_end=H.replace(hour=12),
+            event_date=H.date(),
             merchant_category="grocery",
             merchant_country="US",
             currency="USD",
@@ -73,22 +78,36 @@ def test_hourly_sales_per_hour_and_dimension(spark: SparkSession) -> None:
             approx_customers=1,
         ),
     ]
-    assertDataFrameEqual(out, expected)
+    assertDataFrameEqual(aggregated(spark, "hourly_sales"), expected)
 
 
 def test_customer_behaviour_counts_distinct_devices_and_countries(spark: SparkSession) -> None:
-    out = flatten_window(customer_behaviour_rows(customer_behaviour(silver(spark)))).where(
-        "customer_id = 'c1' AND window_start = '2026-11-27 10:00:00'"
-    )
-    row = out.collect()
-    assert len(row) == 1
-    r = row[0]
+    rows = aggregated(spark, "customer_behaviour").where("customer_id = 'c1' AND window_start = '2026-11-27 10:00:00'")
+    [r] = rows.collect()
     assert (r.transactions, r.amount_cents, r.max_amount_cents) == (2, 4_000, 3_000)
     assert (r.approx_devices, r.approx_ip_countries, r.approx_merchants, r.fraud_transactions) == (2, 2, 2, 1)
 
 
 def test_fraud_rate_per_day(spark: SparkSession) -> None:
-    out = flatten_window(fraud_rates(silver(spark))).select(
-        "merchant_category", "transactions", "fraud_transactions", "fraud_rate"
+    out = aggregated(spark, "fraud_rates").select(
+        "event_date", "merchant_category", "transactions", "fraud_transactions", "fraud_rate"
     )
-    assertDataFrameEqual(out, [Row(merchant_category="grocery", transactions=4, fraud_transactions=1, fraud_rate=0.25)])
+    expected = [
+        Row(event_date=H.date(), merchant_category="grocery", transactions=4, fraud_transactions=1, fraud_rate=0.25)
+    ]
+    assertDataFrameEqual(out, expected)
+
+
+@pytest.mark.parametrize("table", GOLD_TABLES, ids=lambda t: t.name)
+def test_merging_two_halves_gives_the_whole(spark: SparkSession, table: GoldTable) -> None:
+    """The MERGE's update of a matched row (SQL over t and u) equals aggregating both batches' rows at once."""
+    rows = silver(spark)
+    first, second = rows.where(sf.col("merchant_id") == "m1"), rows.where(sf.col("merchant_id") != "m1")
+    t, u = table.aggregate(first).alias("t"), table.aggregate(second).alias("u")
+    merged = t.join(u, [t[k] == u[k] for k in table.key_columns]).select(
+        *(f"t.{c}" for c in ("window_start", "window_end", "event_date", *table.keys)),
+        *(sf.expr(sql).alias(name) for name, sql in table.merged().items()),
+    )
+    whole = table.aggregate(rows).join(merged.select(*table.key_columns), list(table.key_columns), "left_semi")
+    assert merged.count() > 0
+    assertDataFrameEqual(merged.select(*whole.columns), whole)

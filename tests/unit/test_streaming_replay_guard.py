@@ -6,21 +6,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import CommitProperties, Transaction, write_deltalake
+from deltalake import CommitProperties, write_deltalake
 
 from shoplake.streaming.replay_guard import ReplayGuard
 
 pytestmark = pytest.mark.unit
 
 
-def _commit(path: Path, user_metadata: str | None = None, app_transaction: tuple[str, int] | None = None) -> None:
+def _commit(path: Path, user_metadata: str | None = None) -> None:
     custom = {"userMetadata": user_metadata} if user_metadata is not None else None
-    transactions = [Transaction(app_id=app_transaction[0], version=app_transaction[1])] if app_transaction else None
     write_deltalake(
-        str(path),
-        pa.table({"value": [1]}),
-        mode="append",
-        commit_properties=CommitProperties(custom_metadata=custom, app_transactions=transactions),
+        str(path), pa.table({"value": [1]}), mode="append", commit_properties=CommitProperties(custom_metadata=custom)
     )
 
 
@@ -48,14 +44,6 @@ def test_a_newer_commit_of_another_app_means_this_app_holds_nothing_newer(tmp_pa
     assert not ReplayGuard(str(tmp_path), "bronze-old").committed(41)
     assert ReplayGuard(str(tmp_path), "bronze-new").committed(0)
     assert not ReplayGuard(str(tmp_path), "bronze-new").committed(1)
-
-
-def test_commits_of_the_txn_app_id_era_still_count(tmp_path: Path) -> None:
-    _commit(tmp_path, app_transaction=("bronze-a", 9))
-
-    guard = ReplayGuard(str(tmp_path), "bronze-a")
-
-    assert guard.committed(9) and not guard.committed(10)
 
 
 def test_a_run_answers_from_memory_after_its_first_lookup_and_looks_again_after_a_failure(tmp_path: Path) -> None:

@@ -48,11 +48,11 @@ class KafkaLag:
 
 
 def measure(cfg: StreamingConfig, timeout: float = 5.0) -> KafkaLag:
-    """Lag of the query reading Kafka (``medallion``, or the staged ``bronze``) on every partition of its topics;
-    an unreachable broker is reported, not raised."""
+    """Lag of the query reading Kafka (``medallion``) on every partition of its topics; an unreachable broker is
+    reported, not raised."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    checkpoint = cfg.checkpoint(cfg.kafka_reader)
+    checkpoint = cfg.checkpoint("medallion")
     try:
         batch, committed = committed_offsets(checkpoint)
     except (OSError, ValueError) as exc:

@@ -23,7 +23,7 @@ class QueryMetrics:
     input_rows: int
     processed_rows_per_second: float
     batch_duration_ms: int
-    state_rows: int = 0  # rows held in streaming state (gold aggregations); 0 for stateless queries
+    state_rows: int = 0  # rows held in streaming state; 0 for stateless queries (all of Shoplake's)
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,9 @@ def read_metrics(
             problems.append(f"query {name}: malformed progress record ({exc})")
     if metrics_path.is_file():
         for stage in expected:
-            # A stage runs one query named after it, or several named ``<stage>_<table>`` (gold).
-            members = [q for name, q in queries.items() if name == stage or name.startswith(f"{stage}_")]
-            if not members:
+            q = queries.get(stage)  # each stage runs one query named after it
+            if q is None:
                 problems.append(f"stage {stage}: no progress recorded")
-            problems += [
-                f"query {q.query}: last batch {q.last_batch_at} is older than {max_age}"
-                for q in members
-                if q.age_seconds > max_age.total_seconds()
-            ]
+            elif q.age_seconds > max_age.total_seconds():
+                problems.append(f"query {q.query}: last batch {q.last_batch_at} is older than {max_age}")
     return StreamingMetrics(str(metrics_path), queries, tuple(problems))

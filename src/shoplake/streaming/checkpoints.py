@@ -39,6 +39,15 @@ def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int,
     return batch, offsets
 
 
+def checkpoint_id(checkpoint: Path) -> str:
+    """The query id Spark stored in the checkpoint: stable across restarts, new when it is reset.
+
+    Tags the appends (``txnAppId``, bronze's commit metadata) so "batch 7" of a reset checkpoint is never
+    mistaken for an old batch 7.
+    """
+    return str(json.loads((checkpoint / "metadata").read_text())["id"])
+
+
 def has_planned_batches(checkpoint: Path) -> bool:
     """True once a query has planned a batch there: from then on Spark resumes from it, ignoring startingOffsets."""
     offsets = checkpoint / "offsets"

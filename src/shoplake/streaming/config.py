@@ -15,10 +15,7 @@ from typing import Any, Final, TypedDict
 
 from shoplake.config import Settings
 
-QUERIES: Final = ("medallion", "bronze", "silver", "warehouse", "gold", "scorer")
-# The staged alternative to "medallion" (Kafka -> bronze -> silver -> PostgreSQL in one micro-batch): three
-# chained queries. Both read Kafka into bronze, so a pipeline runs one or the other, never both.
-STAGED: Final = ("bronze", "silver", "warehouse")
+QUERIES: Final = ("medallion", "gold", "scorer")
 # Run when [pipeline].continuous is absent: the scorer needs a deployed model, so it is opt-in.
 DEFAULT_CONTINUOUS: Final = ("medallion", "gold")
 _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -56,7 +53,6 @@ class StreamingConfig:
     triggers: dict[str, str]
     max_event_age_days: int
     max_clock_skew_minutes: int
-    watermark: str
     warehouse_schema: str
     warehouse_table: str
     postgres_dsn: str = field(repr=False)  # holds the password
@@ -67,7 +63,6 @@ class StreamingConfig:
     # one task holds - the PostgreSQL load of a partition keeps its CSV until the commit - however large
     # ``max_offsets_per_trigger`` makes the batch.
     max_records_per_partition: int = 100_000
-    warehouse_max_bytes_per_trigger: str = "64m"
     # Valid rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
     # Python worker round trip: ~200 ms less per batch, which is what freshness is made of); above it the
     # executors load it partition by partition, so the driver's memory stays bounded. 0: always executors.
@@ -87,16 +82,6 @@ class StreamingConfig:
     compaction_min_file_size: str = "32m"
     compaction_max_file_size: str = "128m"
     settings: Settings | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def gold_customer_window_values_path(self) -> Path:
-        """Beside ``gold_customer_windows``: the values its large distinct counts are counted from (internal)."""
-        return self.gold_customer_windows_path.with_name(f"{self.gold_customer_windows_path.name}_values")
-
-    @property
-    def kafka_reader(self) -> str:
-        """The query that reads Kafka into bronze: its checkpoint holds the consumed offsets (lag, benchmarks)."""
-        return "bronze" if "bronze" in self.continuous_stages else "medallion"
 
     def checkpoint(self, query: str) -> Path:
         """One checkpoint folder per query, so queries can be reset or moved independently."""
@@ -202,12 +187,6 @@ def _stages(pipeline: dict[str, Any], errors: list[str]) -> tuple[str, ...]:
     if not isinstance(stages, list) or not stages or any(q not in QUERIES for q in stages):
         errors.append(f"pipeline.continuous={stages!r}: must be a non-empty list drawn from {list(QUERIES)}")
         return DEFAULT_CONTINUOUS
-    if "medallion" in stages and any(q in STAGED for q in stages):
-        errors.append(
-            f"pipeline.continuous={stages!r}: 'medallion' already does {list(STAGED)}; list either it or them"
-            " (both would read Kafka into bronze)"
-        )
-        return DEFAULT_CONTINUOUS
     return tuple(q for q in QUERIES if q in stages)
 
 
@@ -293,7 +272,6 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         return value
 
     triggers = {query: interval(trig, "triggers", query, "5 seconds") for query in QUERIES}
-    watermark = interval(silver, "silver", "watermark", "2 hours")
     schema = typed(wh, "warehouse", "schema", str, "raw")
     table_name = typed(wh, "warehouse", "table", str, "transactions")
     for key, ident in (("schema", schema), ("table", table_name)):
@@ -329,7 +307,6 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         triggers=triggers,
         max_event_age_days=age,
         max_clock_skew_minutes=skew,
-        watermark=watermark,
         warehouse_schema=schema,
         warehouse_table=table_name,
         postgres_dsn=settings.postgres_dsn(),
@@ -337,7 +314,6 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         reference_dir=settings.project_dir / reference,
         continuous_stages=stages,
         max_records_per_partition=per_partition,
-        warehouse_max_bytes_per_trigger=_size(wh, "warehouse", "max_bytes_per_trigger", "64m", errors),
         warehouse_driver_load_max_rows=driver_load_max_rows,
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
         gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),

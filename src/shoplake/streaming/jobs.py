@@ -1,15 +1,11 @@
-"""The streaming queries of the medallion and the two ways to run them.
+"""The streaming queries and the two ways to run them.
 
 Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 
-* ``medallion`` Kafka -> bronze + quarantine + silver + PostgreSQL ``raw.transactions`` in ONE micro-batch
-                (the default pipeline): each record waits for one trigger, and nothing is read back from
-                Delta but the silver ids the dedup needs. See :class:`MedallionBatch`.
-* ``bronze``, ``silver``, ``warehouse``: the staged alternative, three chained queries (Kafka -> bronze;
-                bronze -> silver + quarantine; silver -> PostgreSQL), each re-reading the table before it.
-                Same writers (:class:`.refiner.Refiner`), same exactly-once rules; a staged lane is handed
-                over to ``medallion`` when that starts (:mod:`.handover`), never the other way round.
-* ``gold_*``    silver -> the stateful gold aggregates (:mod:`.gold`).
+* ``medallion`` Kafka -> bronze + quarantine + silver + PostgreSQL ``raw.transactions`` in ONE micro-batch:
+                each record waits for one trigger, and nothing is read back from Delta but the silver ids the
+                dedup needs. See :class:`MedallionBatch`.
+* ``gold``      silver's appends -> the three gold aggregates (:mod:`.gold`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
@@ -17,25 +13,24 @@ Exactly once everywhere: the medallion's bronze appends are tagged with the chec
 batch id, and a run's first batch skips its append when bronze already holds it (:mod:`.replay_guard`);
 quarantine appends carry ``txnAppId``/``txnVersion`` (rare, so Delta's own check is affordable there);
 silver drops the ``transaction_id``s it already holds (which also makes a replayed batch append nothing,
-:mod:`.silver_ids`); PostgreSQL gets a keyed upsert.
+:mod:`.silver_ids`); PostgreSQL gets a keyed upsert; gold's merges carry Delta's transaction identifiers.
 
-:func:`run_catch_up` runs the configured stages one after another with ``availableNow`` and returns when
-everything that was in Kafka when it started is in PostgreSQL (orchestrated runs, tests, benchmarks).
-:func:`run_continuous` runs them side by side with processing-time triggers until stopped (``shoplake
-stream start``). Both use the same query builders, so the two modes cannot drift apart. Every query's
-progress goes to the metrics log (:mod:`.progress`); the tables they write are created empty first
-(:mod:`.tables`).
+:func:`run_catch_up` runs the configured queries one after another with ``availableNow`` and returns when
+everything that was in Kafka when it started is in PostgreSQL and gold (orchestrated runs, tests,
+benchmarks). :func:`run_continuous` runs them side by side with processing-time triggers until stopped
+(``shoplake stream start``). Both use the same query builders, so the two modes cannot drift apart. Before
+any query starts, :func:`.lane.check` refuses state an older version left (``shoplake stream reset``).
+Every query's progress goes to the metrics log (:mod:`.progress`); the tables they write are created empty
+first (:mod:`.tables`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from pyspark import InheritableThread
@@ -45,20 +40,20 @@ from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
 from shoplake.files import append_results
-from shoplake.streaming import log_cleanup
+from shoplake.streaming import lane, log_cleanup
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
+from shoplake.streaming.checkpoints import checkpoint_id
 from shoplake.streaming.compaction import BackgroundCompaction
 from shoplake.streaming.config import StreamingConfig
 from shoplake.streaming.enrich import load_reference
-from shoplake.streaming.gold import GOLD_TABLES, start_gold
-from shoplake.streaming.handover import STAGED, refuse_staged_reader, take_over_from_staged
+from shoplake.streaming.gold import start_gold
 from shoplake.streaming.maintenance import clean_logs
 from shoplake.streaming.progress import attach_progress_recorder
 from shoplake.streaming.refiner import Refiner
 from shoplake.streaming.replay_guard import ReplayGuard
 from shoplake.streaming.tables import UNUSED_BRONZE, ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
 from shoplake.streaming.transforms import bronze_projection
-from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
+from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +69,6 @@ def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWr
     if mode == CONTINUOUS:
         return writer.trigger(processingTime=interval)
     raise ValueError(f"unknown run mode {mode!r}; expected {CATCH_UP} or {CONTINUOUS}")
-
-
-def _checkpoint_id(checkpoint: Path) -> str:
-    """The query id Spark stored in the checkpoint: stable across restarts, new when it is reset.
-
-    Tags the appends (``txnAppId``, bronze's commit metadata) so "batch 7" of a reset checkpoint is never
-    mistaken for an old batch 7.
-    """
-    meta = json.loads((checkpoint / "metadata").read_text())
-    return str(meta["id"])
 
 
 # ---- bronze -------------------------------------------------------------------------------------------
@@ -103,77 +88,8 @@ def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
     return bronze_projection(kafka)
 
 
-def start_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    refuse_staged_reader(cfg)
-    ensure_bronze_table(spark, cfg)
-    writer = (
-        _kafka_bronze(spark, cfg)
-        .writeStream.format("delta")
-        .queryName("bronze")
-        .outputMode("append")
-        .partitionBy("event_date")
-        .option("checkpointLocation", str(cfg.checkpoint("bronze")))
-    )
-    return _trigger(writer, mode, cfg.triggers["bronze"]).start(str(cfg.bronze_path))
-
-
-# ---- silver + quarantine (staged) ---------------------------------------------------------------------
-@dataclass
-class SilverBatch(Refiner):
-    """``foreachBatch`` body of the staged ``silver`` query (bronze Delta -> silver; runs on the driver)."""
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        app_id = _checkpoint_id(self.cfg.checkpoint("silver"))
-        phases = BatchPhases(batch.sparkSession, "silver", batch_id)
-        self.refine(batch.drop(*UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases)
-        phases.write(phases_path(self.cfg.metrics_path))
-
-
-def start_silver(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    ensure_bronze_table(spark, cfg)
-    ensure_silver_table(spark, cfg)
-    ensure_quarantine_table(spark, cfg)
-    writer = (
-        spark.readStream.format("delta")
-        .load(str(cfg.bronze_path))
-        .writeStream.queryName("silver")
-        .option("checkpointLocation", str(cfg.checkpoint("silver")))
-        .foreachBatch(SilverBatch(cfg, schema_dict(), load_reference(cfg.reference_dir)))
-    )
-    return _trigger(writer, mode, cfg.triggers["silver"]).start()
-
-
-# ---- warehouse ----------------------------------------------------------------------------------------
-@dataclass
-class WarehouseBatch:
-    """``foreachBatch`` body of the warehouse query: Arrow batch -> keyed upsert into PostgreSQL."""
-
-    target: WarehouseTable
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        rows = batch.toArrow()
-        changed = upsert(self.target, rows)
-        log.info("warehouse batch %s: %s rows, %s inserted or changed", batch_id, rows.num_rows, changed)
-
-
 def warehouse_target(cfg: StreamingConfig) -> WarehouseTable:
     return WarehouseTable(cfg.postgres_dsn, cfg.warehouse_schema, cfg.warehouse_table)
-
-
-def start_warehouse(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    ensure_silver_table(spark, cfg)
-    target = warehouse_target(cfg)
-    ensure_table(target)
-    writer = (
-        spark.readStream.format("delta")
-        # Each batch is collected on the driver as Arrow for COPY: bound it (a soft limit, whole files).
-        .option("maxBytesPerTrigger", cfg.warehouse_max_bytes_per_trigger)
-        .load(str(cfg.silver_path))
-        .writeStream.queryName("warehouse")
-        .option("checkpointLocation", str(cfg.checkpoint("warehouse")))
-        .foreachBatch(WarehouseBatch(target))
-    )
-    return _trigger(writer, mode, cfg.triggers["warehouse"]).start()
 
 
 # ---- medallion: the whole path in one micro-batch ------------------------------------------------------
@@ -202,7 +118,7 @@ class MedallionBatch(Refiner):
     _guard: ReplayGuard | None = field(default=None, init=False, repr=False)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        app_id = _checkpoint_id(self.cfg.checkpoint("medallion"))
+        app_id = checkpoint_id(self.cfg.checkpoint("medallion"))
         phases = BatchPhases(batch.sparkSession, "medallion", batch_id)
         guard = self._bronze_guard(f"bronze-{app_id}")
         raw = batch.persist()
@@ -266,8 +182,7 @@ class _Concurrent:
 
 
 def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
-    """The fused query; a lane the staged pipeline ran is handed over first (:mod:`.handover`)."""
-    cfg = take_over_from_staged(cfg, drain=lambda: run_catch_up(spark, cfg, STAGED))
+    """The medallion query: Kafka -> bronze, quarantine, silver and PostgreSQL in one micro-batch."""
     ensure_bronze_table(spark, cfg)
     ensure_silver_table(spark, cfg)
     ensure_quarantine_table(spark, cfg)
@@ -285,10 +200,10 @@ def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
     return _trigger(writer, mode, cfg.triggers["medallion"]).start()
 
 
-def start_gold_queries(spark: SparkSession, cfg: StreamingConfig, mode: str) -> list[StreamingQuery]:
+def start_gold_query(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
     ensure_silver_table(spark, cfg)
     trigger: dict[str, Any] = {"availableNow": True} if mode == CATCH_UP else {"processingTime": cfg.triggers["gold"]}
-    return [start_gold(spark, cfg, table, trigger) for table in GOLD_TABLES]
+    return start_gold(spark, cfg, trigger)
 
 
 def start_scorer(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
@@ -322,10 +237,7 @@ def start_scorer(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Stream
 
 STARTERS: Final[dict[str, Callable[[SparkSession, StreamingConfig, str], list[StreamingQuery]]]] = {
     "medallion": lambda spark, cfg, mode: [start_medallion(spark, cfg, mode)],
-    "bronze": lambda spark, cfg, mode: [start_bronze(spark, cfg, mode)],
-    "silver": lambda spark, cfg, mode: [start_silver(spark, cfg, mode)],
-    "warehouse": lambda spark, cfg, mode: [start_warehouse(spark, cfg, mode)],
-    "gold": start_gold_queries,
+    "gold": lambda spark, cfg, mode: [start_gold_query(spark, cfg, mode)],
     "scorer": lambda spark, cfg, mode: [start_scorer(spark, cfg, mode)],
 }
 
@@ -340,6 +252,7 @@ class StageResult:
 
 def run_catch_up(spark: SparkSession, cfg: StreamingConfig, queries: tuple[str, ...] = PIPELINE) -> list[StageResult]:
     """Process everything available now, stage by stage; raise if a query fails."""
+    lane.check(cfg)
     attach_progress_recorder(spark, cfg)
     results = []
     for name in queries:
@@ -379,6 +292,7 @@ def run_continuous(
     stages: tuple[str, ...] = ALL_STAGES,
 ) -> None:
     """Run every query with processing-time triggers until ``stop`` is set or a query fails (then raise)."""
+    lane.check(cfg)
     attach_progress_recorder(spark, cfg)
     queries = []
     for name in stages:

@@ -13,7 +13,6 @@ This cleanup applies the Delta protocol's metadata cleanup with a floor made of 
 * each streaming query whose checkpoint is under the checkpoint root: the version its last committed offsets
   (a Delta source's ``reservoirVersion``, matched by table id) resume from - a query stopped for a week
   resumes where it was;
-* further floors a caller knows of (silver's change-feed followers, :func:`.window_values.oldest_followed`);
 * every version committed within ``log_retention``: ad-hoc readers, time travel, snapshots in use.
 
 It deletes the commits, checksums and checkpoints older than the newest checkpoint at or before that floor -
@@ -180,7 +179,6 @@ def clean_table(
     *,
     readers: Readers,
     retention_s: float,
-    extra_floors: Mapping[str, int] | None = None,
     now_s: float | None = None,
 ) -> CleanupResult:
     """Delete ``path``'s log files that neither a reader's floor nor ``retention_s`` keeps (see module doc)."""
@@ -195,7 +193,6 @@ def clean_table(
     now = time.time() if now_s is None else now_s
     floors = {"retention": time_floor(commits, now - retention_s)}
     floors.update(reader_floors(readers, table_id))
-    floors.update(extra_floors or {})
     known = {reader: v for reader, v in floors.items() if v is not None}
     if not known:
         return CleanupResult(name, None, None, 0, len(names), "no commits")
@@ -223,7 +220,6 @@ def clean_tables(
     *,
     checkpoint_root: Path,
     retention_s: float,
-    extra_floors: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[CleanupResult]:
     """:func:`clean_table` for each existing table; a table with an unsupported log is skipped with a warning."""
     readers = streaming_readers(checkpoint_root)
@@ -232,13 +228,7 @@ def clean_tables(
         if not (path / "_delta_log").is_dir():
             continue
         try:
-            result = clean_table(
-                name,
-                path,
-                readers=readers,
-                retention_s=retention_s,
-                extra_floors=(extra_floors or {}).get(name),
-            )
+            result = clean_table(name, path, readers=readers, retention_s=retention_s)
         except UnsupportedLogError as exc:
             log.warning("log cleanup skips %s: %s (not handled; Delta's own cleanup still applies)", path, exc)
             continue

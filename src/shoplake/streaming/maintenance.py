@@ -10,7 +10,6 @@ every few minutes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -18,7 +17,7 @@ from typing import Final
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from shoplake.streaming import log_cleanup, window_values
+from shoplake.streaming import log_cleanup
 from shoplake.streaming.config import StreamingConfig
 
 MIN_RETENTION_HOURS: Final = 168
@@ -49,19 +48,16 @@ def tables(cfg: StreamingConfig) -> dict[str, Path]:
         "quarantine": cfg.quarantine_path,
         "gold_hourly_sales": cfg.gold_hourly_sales_path,
         "gold_customer_windows": cfg.gold_customer_windows_path,
-        "gold_customer_window_values": cfg.gold_customer_window_values_path,
         "gold_fraud_rates": cfg.gold_fraud_rates_path,
     }
 
 
 def clean_logs(cfg: StreamingConfig) -> list[log_cleanup.CleanupResult]:
-    """Clean every streaming table's Delta log, keeping what the queries and silver's window-values fill need."""
-    followed = window_values.oldest_followed(str(cfg.gold_customer_window_values_path), int(time.time()))
+    """Clean every streaming table's Delta log, keeping what the streaming queries still need."""
     return log_cleanup.clean_tables(
         {**tables(cfg), "gold_fraud_alerts": cfg.gold_fraud_alerts_path},
         checkpoint_root=cfg.checkpoint_root,
         retention_s=cfg.log_retention_s,
-        extra_floors={"silver": {"window_values_fill": followed}} if followed is not None else None,
     )
 
 

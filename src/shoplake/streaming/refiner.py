@@ -1,7 +1,7 @@
-"""Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL): the step both pipelines share.
+"""Bronze rows of one micro-batch -> quarantine + silver + PostgreSQL.
 
-The medallion query (:class:`.jobs.MedallionBatch`) and the staged ``silver`` query (:class:`.jobs.SilverBatch`)
-run :class:`Refiner` on every batch; :mod:`.jobs` owns the queries and when they run.
+The medallion query (:class:`.jobs.MedallionBatch`) runs :class:`Refiner` on every batch; :mod:`.jobs` owns
+the queries and when they run.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Refiner:
-    """Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL): what both pipelines share.
+    """Bronze rows of one micro-batch -> quarantine + silver (+ PostgreSQL).
 
     Exactly once without a MERGE: a record is dropped before the append when its ``transaction_id`` is
     already stored - a re-sent record, or every record of a replayed batch (a crash after the silver

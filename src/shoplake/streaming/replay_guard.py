@@ -11,9 +11,8 @@ the question needs answering once per run:
   first, no Spark job) and skips the batch if it is not newer;
 * later batches of the run are newer by construction (the run committed the one before), so no lookup.
 
-Commits written by earlier versions with ``txnAppId`` (the same app id) still count: delta-rs reads the
-table's app transactions too. A newer commit tagged by another app id (a reset checkpoint writing the same
-table) ends the search: this app's batches start over and nothing of it was committed after that.
+A newer commit tagged by another app id (a reset checkpoint writing the same table) ends the search: this
+app's batches start over and nothing of it was committed after that.
 """
 
 from __future__ import annotations
@@ -55,11 +54,8 @@ class ReplayGuard:
         self._last_committed = None
 
     def _lookup(self) -> int:
-        table = DeltaTable(self.table_uri)
-        legacy = table.transaction_version(self.app_id)
-        last = -1 if legacy is None else int(legacy)
-        tagged = _last_tagged_batch(table, self.app_id)
-        return max(last, -1 if tagged is None else tagged)
+        tagged = _last_tagged_batch(DeltaTable(self.table_uri), self.app_id)
+        return -1 if tagged is None else tagged
 
 
 def _last_tagged_batch(table: DeltaTable, app_id: str) -> int | None:

@@ -70,7 +70,7 @@ def run_once(
     """Catch-up of ``queries`` (default: the configured pipeline without the scorer); per-stage stats.
 
     The default follows ``[pipeline].continuous`` so a catch-up run and the continuous service always use
-    the same queries and checkpoints (``medallion`` and the staged queries must never both read Kafka).
+    the same queries and checkpoints.
     """
     from shoplake.streaming.jobs import run_catch_up
 

@@ -60,7 +60,7 @@ TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 
 
 # Fair-scheduler pools of the continuous service (jobs.run_continuous runs each stage's query in the pool named
-# after it). With equal pools a gold batch (three MERGEs every 2 minutes, many tasks) took half the cores
+# after it). With equal pools a gold batch (three MERGEs, many tasks) took half the cores
 # from the latency-critical medallion for as long as it ran, which is what the freshness tail is made of.
 # minShare = the local cores and a higher weight let the medallion's few tasks go first whenever both have
 # tasks waiting; gold still gets every core the medallion leaves idle (most of the time).
@@ -68,9 +68,6 @@ TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 # gold, behind the queries' pools.
 POOL_WEIGHTS: Final = {
     "medallion": 8,
-    "bronze": 8,
-    "silver": 8,
-    "warehouse": 8,
     "scorer": 2,
     "gold": 1,
     "maintenance": 1,
@@ -174,29 +171,15 @@ def spark_conf(
         "spark.ui.retainedJobs": "100",
         "spark.ui.retainedStages": "100",
         "spark.sql.ui.retainedExecutions": "50",
-        # Bounded state for the gold aggregations (RocksDB keeps it off the JVM heap). RocksDB's native memory is
-        # invisible to -Xmx: without a shared cap every state partition of every gold query gets its own
-        # memtables and block cache, and the driver's RSS climbs far past its heap.
-        "spark.sql.streaming.stateStore.providerClass": (
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-        ),
-        "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
-        "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "256",
         # The streaming jobs cache each micro-batch for the few reads of that batch only: compressing the cache
         # (a measurable share of task CPU in a stack-sampled streaming run) buys nothing.
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
-        # No "no-data" batches: they only advance watermarks to evict state, which the gold aggregations (update
-        # mode, upserted by window) do not need for correct output - yet each one ran a full MERGE per gold
-        # table (30+ s of a loaded driver for zero input rows in a stack-sampled run). Eviction happens on the
-        # next batch that has data.
-        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
         # Hadoop's checksummed local file system writes a ``.<name>.crc`` sidecar beside every file, which
         # doubled the entries of each ``_delta_log`` that Delta lists in full on every snapshot update. Delta's
         # log store (and Spark's checkpoint manager) write through FileContext, whose raw local implementation
-        # writes none; Delta's own ``N.crc`` table checksums are unaffected. ``fs.file.impl`` (data files) must
-        # stay the checksummed one: Hadoop's ``FileSystem.getLocal``, which RocksDB's state upload calls,
-        # casts it to ``LocalFileSystem``.
+        # writes none; Delta's own ``N.crc`` table checksums are unaffected. ``fs.file.impl`` (data files) stays the
+        # checksummed one: Hadoop's ``FileSystem.getLocal`` casts it to ``LocalFileSystem``.
         "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
         # Delta rebuilds a table's snapshot (log replay) with 50 tasks by default, and a bronze/quarantine append
         # replays the log once per micro-batch (its txnAppId check): one task is cheapest for logs this size

@@ -1,6 +1,6 @@
 """The medallion's Delta tables, created empty before any query reads them, with the exact schemas.
 
-Readers (the staged ``silver`` query, gold, the scorer) can start before the first batch lands, and the
+Readers (gold, the scorer) can start before the first batch lands, and the
 schemas come from the transforms themselves, run on an empty frame, so a table never disagrees with what the
 batches write.
 """

@@ -1,0 +1,146 @@
+"""What the continuous streaming service costs when little or nothing arrives: its fixed cost per batch.
+
+Starts the service (every configured query, as ``shoplake stream start``) on a private lane
+(``bench_freshness.make_lane``), lets it settle, then measures the CPU of its whole process tree:
+
+1. **at rest** - ``--idle-seconds`` with nothing produced;
+2. **at a trickle** - ``--rate`` events/s (default 100), measured over ``--seconds`` after ``--warmup-seconds``
+   of the same rate (the first batches create the tables and compile the code).
+
+It also reports how many medallion batches ran per minute at the trickle and the mean of each of their phases
+(``batch_phases.jsonl``): at a trickle a batch's cost is its fixed cost, and the phases say where it goes.
+Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
+``.venv/bin/python bench/bench_service_cpu.py [--rate 100] [--seconds 120] [--no-write]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench_freshness import cleanup, make_lane, produce_steady
+from bench_streaming import machine
+from benchmarks_md import write_section
+from process_tree import cpu_seconds
+
+from shoplake.config import get_settings
+from shoplake.streaming import service
+from shoplake.streaming.batch_phases import phases_path
+from shoplake.streaming.config import load_streaming_config
+
+SECTION = "## Streaming service CPU at rest and at a trickle"
+
+
+def _share(pid: int, seconds: float) -> float:
+    """The service tree's CPU over the next ``seconds``, in % of one core."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
+def _medallion_batches(path: Path) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return [r for r in records if r["query"] == "medallion"]
+
+
+def _phase_means(batches: list[dict[str, Any]]) -> dict[str, float]:
+    """Each phase's mean driver-JVM CPU milliseconds over ``batches``, with the batch total and Spark jobs."""
+    if not batches:
+        return {}
+    names = sorted({name for r in batches for name in r["jvm_cpu_ms"]})
+    means = {n: statistics.fmean(r["jvm_cpu_ms"].get(n, 0.0) for r in batches) for n in names}
+    return (
+        means
+        | {"wall_total": statistics.fmean(r["total_ms"] for r in batches)}
+        | {"spark_jobs": statistics.fmean(r["spark_jobs"] for r in batches)}
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    lane = make_lane(settings, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    cfg = load_streaming_config(lane.settings)
+    stop = threading.Event()
+    try:
+        pid = service.start_background(lane.settings)
+        time.sleep(args.settle_seconds)  # the service's start-up (JVM, first empty triggers) is not at rest
+        idle = _share(pid, args.idle_seconds)
+        producer = threading.Thread(
+            target=produce_steady,
+            args=(lane.settings, args.rate, args.warmup_seconds + args.seconds + 5, stop),
+            daemon=True,
+        )
+        producer.start()
+        time.sleep(args.warmup_seconds)
+        log = phases_path(cfg.metrics_path)
+        before = len(_medallion_batches(log))
+        trickle = _share(pid, args.seconds)
+        batches = _medallion_batches(log)[before:]
+        stop.set()
+        producer.join()
+    finally:
+        stop.set()
+        service.stop_background(lane.settings)
+        cleanup(settings, lane)
+    return {
+        "idle_pct": idle,
+        "trickle_pct": trickle,
+        "batches_per_minute": len(batches) * 60 / args.seconds,
+        "phases_ms": _phase_means(batches),
+        "stages": list(cfg.continuous_stages),
+        "triggers": {q: cfg.triggers[q] for q in cfg.continuous_stages},
+    }
+
+
+def render(args: argparse.Namespace, machine_line: str, res: dict[str, Any]) -> str:
+    phases = ", ".join(f"{name} {ms:.0f}" for name, ms in res["phases_ms"].items()) or "-"
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"- Command: `.venv/bin/python bench/bench_service_cpu.py --rate {args.rate} --seconds {args.seconds:g}"
+            f" --idle-seconds {args.idle_seconds:g}`",
+            f"- Machine: {machine_line}",
+            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- Service: queries {res['stages']}, triggers {res['triggers']}",
+            "- Target (issue 27): <= 5 % of one core at rest, <= 25 % at 100 events/s.",
+            "",
+            "| state | CPU, % of one core |",
+            "| --- | --- |",
+            f"| at rest ({args.idle_seconds:g} s, nothing produced) | {res['idle_pct']:.1f} |",
+            f"| {args.rate} events/s ({args.seconds:g} s after {args.warmup_seconds:g} s of warm-up) "
+            f"| {res['trickle_pct']:.1f} |",
+            "",
+            f"- At {args.rate} events/s: {res['batches_per_minute']:.1f} medallion batches per minute; per batch, mean"
+            f" driver-JVM CPU ms per phase, wall ms in total and Spark jobs: {phases}.",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--warmup-seconds", type=float, default=60.0)
+    parser.add_argument("--settle-seconds", type=float, default=30.0)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    args = parser.parse_args()
+    machine_line = machine()
+    res = measure(args)
+    text = render(args, machine_line, res)
+    print(json.dumps(res, indent=1))
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
