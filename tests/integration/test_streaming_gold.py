@@ -113,7 +113,7 @@ def test_gold_equals_a_recomputation_from_silver_across_batches_and_replays(
     _catch_up(spark, cfg)
     _assert_gold_equals_recomputation(spark, cfg)
     # The first batch creates each table's files with an append (nothing to match), one file per day.
-    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "WRITE"]
+    assert _operations(spark, cfg.gold_customer_windows_path) == ["CREATE TABLE", "WRITE"]
     assert _files(spark, cfg.gold_customer_windows_path) == 1
 
     # A second batch updating the last hours and opening new ones on the next day, 200 more devices in the burst.
@@ -121,12 +121,14 @@ def test_gold_equals_a_recomputation_from_silver_across_batches_and_replays(
     spark.createDataFrame(later, SCHEMA).write.format("delta").mode("append").save(str(cfg.silver_path))
     _catch_up(spark, cfg)
     _assert_gold_equals_recomputation(spark, cfg)
-    assert _operations(spark, cfg.gold_customer_windows_path) == ["WRITE", "WRITE", "MERGE"]
+    assert _operations(spark, cfg.gold_customer_windows_path) == ["CREATE TABLE", "WRITE", "MERGE"]
     # Two days, one file each: the MERGE rewrote the first day's file and wrote the second day's.
     for table in GOLD_TABLES:
         assert _files(spark, table.path(cfg)) == 2, table.name
     logged = [json.loads(line) for line in phases_path(cfg.metrics_path).read_text().splitlines()]
-    assert [list(r["phases_ms"]) for r in logged if r["query"] == "gold"] == [[t.name for t in GOLD_TABLES]] * 2
+    assert [list(r["phases_ms"]) for r in logged if r["query"] == "gold"] == [
+        ["days", *(t.name for t in GOLD_TABLES)]
+    ] * 2
 
     # Nothing new: no batch. A crash after the merges, before the checkpoint's commit: the replayed batch finds
     # its transaction recorded in every table and merges nothing again.

@@ -14,8 +14,9 @@ What makes it safe beside the running queries:
   blind appends without a conflict, whichever commits first. The gold tables are left out: the gold query
   MERGEs into them and reads the files an OPTIMIZE removes, so its batch would fail; each MERGE leaves one file
   per day it touched anyway.
-* Silver's readers skip the commit: streaming reads (gold, the scorer) ignore ``dataChange = false`` commits,
-  and the dedup lookup follows the removed and added files (:mod:`.delta_files`). Bronze's replay guard looks only at tagged commits.
+* Silver's readers skip the commit: streaming reads (gold, the scorer) ignore ``dataChange = false``
+  commits, and the dedup lookup follows the removed and added files (:mod:`.delta_files`). Bronze's replay
+  guard looks only at tagged commits.
 * Files of at least ``[maintenance].compaction_min_file_size`` are never rewritten (Delta's
   ``optimize.minFileSize``): a run rewrites what was appended since the last one, and its output is left
   alone afterwards, so every row is rewritten about once, not once per run.

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from delta.tables import DeltaTable
+from deltalake import DeltaTable as LogTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.streaming.query import StreamingQuery
@@ -37,6 +38,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from shoplake.streaming.batch_phases import BatchPhases, phases_path
 from shoplake.streaming.checkpoints import checkpoint_id
 from shoplake.streaming.config import StreamingConfig
+from shoplake.streaming.tables import create_empty
 
 PARTITION: Final = "event_date"
 WINDOW_COLUMNS: Final = ("window_start", "window_end", PARTITION)
@@ -188,13 +190,10 @@ SILVER_COLUMNS: Final = (
 
 def ensure_gold_tables(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create each gold table empty, partitioned by ``event_date``, with the schema its aggregation produces."""
-    empty = spark.createDataFrame(
-        [], spark.read.format("delta").load(str(cfg.silver_path)).select(*SILVER_COLUMNS).schema
-    )
+    silver = spark.read.format("delta").load(str(cfg.silver_path)).select(*SILVER_COLUMNS)
+    empty = spark.createDataFrame([], silver.schema)
     for table in GOLD_TABLES:
-        path = str(table.path(cfg))
-        if not DeltaTable.isDeltaTable(spark, path):
-            table.aggregate(empty).write.format("delta").mode("ignore").partitionBy(PARTITION).save(path)
+        create_empty(table.path(cfg), table.aggregate(empty).schema, partition_by=(PARTITION,))
 
 
 @dataclass(frozen=True)
@@ -209,60 +208,59 @@ class GoldBatch:
         phases = BatchPhases(spark, "gold", batch_id)
         rows = batch.persist()
         try:
-            for table in GOLD_TABLES:
+            with phases.phase("days"):
+                days = [row[0] for row in rows.select(sf.to_date("event_time")).distinct().collect()]
+            for table in GOLD_TABLES if days else ():
                 with phases.phase(table.name):
                     _merge(
                         spark,
                         table,
                         table.aggregate(rows),
+                        days,
                         path=str(table.path(self.cfg)),
-                        app_id=app_id,
-                        batch_id=batch_id,
+                        txn=(app_id, batch_id),
                     )
         finally:
             rows.unpersist()
         phases.write(phases_path(self.cfg.metrics_path))
 
 
-def _merge(spark: SparkSession, table: GoldTable, rows: DataFrame, *, path: str, app_id: str, batch_id: int) -> None:
-    """Merge ``rows`` into the days they touch; into an empty table, append (nothing could match).
+def _merge(
+    spark: SparkSession, table: GoldTable, rows: DataFrame, days: list[Any], *, path: str, txn: tuple[str, int]
+) -> None:
+    """Merge ``rows`` into the ``days`` they touch; into an empty table, append (nothing could match).
 
     An append costs far less than a MERGE, which writes its source to disk and joins it with the target twice.
     The MERGE condition names the batch's days as literals: Delta prunes partitions on literal predicates of
-    the target only, not on the join keys.
+    the target only, not on the join keys. Whether the table is empty is read from its log with delta-rs, not
+    with a Spark job.
     """
-    rows = rows.persist()
+    app_id, batch_id = txn
+    if not LogTable(path).file_uris():
+        (
+            rows.repartition(PARTITION)
+            .write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", batch_id)
+            .save(path)
+        )
+        return
+    on = " AND ".join(f"t.`{k}` <=> u.`{k}`" for k in table.key_columns)
+    spark.conf.set(_TXN_APP_ID, app_id)
+    spark.conf.set(_TXN_VERSION, str(batch_id))
     try:
-        days = [row[0] for row in rows.select(PARTITION).distinct().collect()]
-        if not days:
-            return
-        target = DeltaTable.forPath(spark, path)
-        if target.detail().select("numFiles").first()[0] == 0:  # type: ignore[index]
-            (
-                rows.repartition(PARTITION)
-                .write.format("delta")
-                .mode("append")
-                .option("txnAppId", app_id)
-                .option("txnVersion", batch_id)
-                .save(path)
-            )
-            return
-        on = " AND ".join(f"t.`{k}` <=> u.`{k}`" for k in table.key_columns)
-        spark.conf.set(_TXN_APP_ID, app_id)
-        spark.conf.set(_TXN_VERSION, str(batch_id))
-        try:
-            (
-                target.alias("t")
-                .merge(rows.alias("u"), sf.col(f"t.{PARTITION}").isin(days) & sf.expr(on))
-                .whenMatchedUpdate(set=table.merged())
-                .whenNotMatchedInsertAll()
-                .execute()
-            )
-        finally:
-            spark.conf.unset(_TXN_APP_ID)
-            spark.conf.unset(_TXN_VERSION)
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(rows.alias("u"), sf.col(f"t.{PARTITION}").isin(days) & sf.expr(on))
+            .whenMatchedUpdate(set=table.merged())
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
     finally:
-        rows.unpersist()
+        spark.conf.unset(_TXN_APP_ID)
+        spark.conf.unset(_TXN_VERSION)
 
 
 def start_gold(spark: SparkSession, cfg: StreamingConfig, trigger: dict[str, Any]) -> StreamingQuery:

@@ -1,16 +1,20 @@
 """The medallion's Delta tables, created empty before any query reads them, with the exact schemas.
 
-Readers (gold, the scorer) can start before the first batch lands, and the
-schemas come from the transforms themselves, run on an empty frame, so a table never disagrees with what the
-batches write.
+Readers (gold, the scorer) can start before the first batch lands, and the schemas come from the transforms
+themselves, run on an empty frame (Spark's analysis, no job), so a table never disagrees with what the
+batches write. The empty tables are written by delta-rs in one commit with their properties: a Spark write of
+an empty table ran jobs that cost a cold catch-up's driver seconds per table.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
-from delta.tables import DeltaTable
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
 
 from shoplake.contracts.schemas import schema_dict
 from shoplake.streaming import table_properties
@@ -23,23 +27,34 @@ from shoplake.streaming.transforms import BRONZE_SCHEMA, decode_frames, quaranti
 UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
 
 
+def create_empty(
+    path: Path, schema: StructType, *, partition_by: tuple[str, ...] = (), properties: dict[str, str] | None = None
+) -> None:
+    """Create the table at ``path`` with no rows unless it exists (timestamps in UTC, as the session's)."""
+    DeltaTable.create(
+        str(path),
+        to_arrow_schema(schema, timezone="UTC"),
+        mode="ignore",
+        partition_by=list(partition_by) or None,
+        configuration=properties,
+        raise_if_key_not_exists=False,  # the Parquet writer's keys (table_properties) are not Delta's own
+    )
+
+
 def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create the empty silver table (so readers can start before the first batch) with the exact schema.
 
     New and existing tables get the per-append cost properties (:mod:`.table_properties`).
     """
-    if not DeltaTable.isDeltaTable(spark, str(cfg.silver_path)):
-        empty = spark.createDataFrame([], _silver_schema(spark))
-        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.silver_path))
+    create_empty(
+        cfg.silver_path, _silver_schema(spark), partition_by=("event_date",), properties=table_properties.SILVER
+    )
     table_properties.apply(str(cfg.silver_path), table_properties.SILVER)
 
 
 def ensure_quarantine_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create the empty quarantine table: batches without rejects do not write it, but readers expect it."""
-    if DeltaTable.isDeltaTable(spark, str(cfg.quarantine_path)):
-        return
-    empty = spark.createDataFrame([], quarantine_rows(_checked_empty(spark)).schema)
-    empty.write.format("delta").mode("ignore").save(str(cfg.quarantine_path))
+    create_empty(cfg.quarantine_path, quarantine_rows(_checked_empty(spark)).schema)
 
 
 def _checked_empty(spark: SparkSession) -> DataFrame:
@@ -53,11 +68,14 @@ def _silver_schema(spark: SparkSession) -> Any:
 
 
 def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
-    """Create the empty bronze table, so the silver query can start before the first Kafka batch lands.
+    """Create the empty bronze table, so readers can start before the first Kafka batch lands.
 
     New and existing tables get the per-append cost properties (:mod:`.table_properties`).
     """
-    if not DeltaTable.isDeltaTable(spark, str(cfg.bronze_path)):
-        empty = spark.createDataFrame([], BRONZE_SCHEMA)
-        empty.write.format("delta").mode("ignore").partitionBy("event_date").save(str(cfg.bronze_path))
+    create_empty(
+        cfg.bronze_path,
+        spark.createDataFrame([], BRONZE_SCHEMA).schema,
+        partition_by=("event_date",),
+        properties=table_properties.BRONZE,
+    )
     table_properties.apply(str(cfg.bronze_path), table_properties.BRONZE)
