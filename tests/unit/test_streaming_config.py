@@ -141,3 +141,13 @@ def test_queries_run_in_pipeline_order(settings: Settings) -> None:
 def test_the_removed_staged_queries_are_named_as_invalid(settings: Settings, staged: str) -> None:
     with pytest.raises(StreamingConfigError, match=rf"pipeline\.continuous=\['{staged}'\]: must be .* from"):
         resolve({"pipeline": {"continuous": [staged]}}, settings)
+
+
+def test_a_continuous_batch_waits_for_enough_records_or_the_delay(settings: Settings) -> None:
+    shipped = load_streaming_config(settings)
+    assert (shipped.min_offsets_per_trigger, shipped.max_trigger_delay_s) == (1_000, 5)
+    cfg = resolve({"source": {"min_offsets_per_trigger": 50, "max_trigger_delay": "1 minute"}}, settings)
+    assert (cfg.min_offsets_per_trigger, cfg.max_trigger_delay_s) == (50, 60)
+    with pytest.raises(StreamingConfigError) as err:
+        resolve({"source": {"min_offsets_per_trigger": 0, "max_trigger_delay": "soon"}}, settings)
+    assert "source.min_offsets_per_trigger=0" in str(err.value) and "source.max_trigger_delay='soon'" in str(err.value)

@@ -63,6 +63,10 @@ class StreamingConfig:
     # one task holds - the PostgreSQL load of a partition keeps its CSV until the commit - however large
     # ``max_offsets_per_trigger`` makes the batch.
     max_records_per_partition: int = 100_000
+    # Continuous mode: a medallion batch waits for this many records, or at most ``max_trigger_delay_s``
+    # (Kafka's ``minOffsetsPerTrigger``/``maxTriggerDelay``), so a trickle pays a batch's fixed cost less often.
+    min_offsets_per_trigger: int = 1_000
+    max_trigger_delay_s: int = 5
     # Valid rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
     # Python worker round trip: ~200 ms less per batch, which is what freshness is made of); above it the
     # executors load it partition by partition, so the driver's memory stays bounded. 0: always executors.
@@ -200,6 +204,17 @@ def _at_least(
     return int(value)
 
 
+def _trigger_floor(sec: dict[str, Any], errors: list[str]) -> tuple[int, int]:
+    """[source]: the records a continuous batch waits for, and for how long at most (seconds)."""
+    records = _at_least(sec, "source", "min_offsets_per_trigger", 1_000, errors)
+    delay = sec.get("max_trigger_delay", "5 seconds")
+    delay_s = seconds(delay) if isinstance(delay, str) else 0
+    if delay_s < 1:
+        errors.append(f"source.max_trigger_delay={delay!r}: must be an interval like '5 seconds', >= 1 s")
+        delay_s = 5
+    return records, delay_s
+
+
 def _scorer(sec: dict[str, Any], errors: list[str]) -> tuple[str, int]:
     """[scorer]: the alerts topic and the silver files per scorer batch."""
     topic = sec.get("alerts_topic", "ecommerce.fraud-alerts")
@@ -256,6 +271,7 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         errors.append(f"source.starting_offsets={starting!r}: must be earliest or latest")
     max_offsets = _at_least(src, "source", "max_offsets_per_trigger", 500_000, errors)
     per_partition = _at_least(src, "source", "max_records_per_partition", 100_000, errors)
+    min_offsets, delay_s = _trigger_floor(src, errors)
     driver_load_max_rows = _at_least(wh, "warehouse", "driver_load_max_rows", 50_000, errors, minimum=0)
 
     def table(key: str, default: str) -> Path:
@@ -314,6 +330,8 @@ def resolve(raw: dict[str, Any], settings: Settings, *, source: str = "<dict>") 
         reference_dir=settings.project_dir / reference,
         continuous_stages=stages,
         max_records_per_partition=per_partition,
+        min_offsets_per_trigger=min_offsets,
+        max_trigger_delay_s=delay_s,
         warehouse_driver_load_max_rows=driver_load_max_rows,
         driver_memory=_size(spark, "spark", "driver_memory", "2g", errors),
         gold_fraud_alerts_path=table("gold_fraud_alerts", "gold/fraud_alerts"),

@@ -72,9 +72,15 @@ def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWr
 
 
 # ---- bronze -------------------------------------------------------------------------------------------
-def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
-    """The Kafka source of the queries that read Kafka, already in the bronze layout."""
-    kafka = (
+def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> DataFrame:
+    """The Kafka source of the medallion query, already in the bronze layout.
+
+    In continuous mode a trigger with fewer than ``min_offsets_per_trigger`` new records starts no batch until
+    ``max_trigger_delay_s`` has passed: a batch's cost is mostly fixed, so at a trickle one batch every few
+    seconds costs a fraction of one a second, while a busy stream still gets a batch every trigger. A catch-up
+    takes everything available.
+    """
+    reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.bootstrap_servers)
         .option("subscribe", ",".join(cfg.topics))
@@ -83,9 +89,12 @@ def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig) -> DataFrame:
         .option("maxRecordsPerPartition", str(cfg.max_records_per_partition))
         .option("failOnDataLoss", str(cfg.fail_on_data_loss).lower())
         .option("includeHeaders", "true")
-        .load()
     )
-    return bronze_projection(kafka)
+    if mode == CONTINUOUS:
+        reader = reader.option("minOffsetsPerTrigger", str(cfg.min_offsets_per_trigger)).option(
+            "maxTriggerDelay", f"{cfg.max_trigger_delay_s}s"
+        )
+    return bronze_projection(reader.load())
 
 
 def warehouse_target(cfg: StreamingConfig) -> WarehouseTable:
@@ -192,7 +201,7 @@ def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
         cfg, schema_dict(), load_reference(cfg.reference_dir), target, one_bronze_task=mode == CONTINUOUS
     )
     writer = (
-        _kafka_bronze(spark, cfg)
+        _kafka_bronze(spark, cfg, mode)
         .writeStream.queryName("medallion")
         .option("checkpointLocation", str(cfg.checkpoint("medallion")))
         .foreachBatch(body)
