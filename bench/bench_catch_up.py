@@ -29,8 +29,9 @@ from deltalake import DeltaTable
 from process_tree import cpu_seconds, loadavg
 
 from shoplake.config import Settings, env_for_children, get_settings
-from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
+from shoplake.runtime.batch_phases import phases_path
+from shoplake.runtime.maintenance import tables
 
 SECTION = "## Streaming cold catch-up"
 START = "2026-01-05T00:00:00Z"
@@ -47,19 +48,11 @@ def produce(settings: Settings, n: int, days: float, topic: str) -> Settings:
 def config_file(cfg: StreamingConfig, settings: Settings) -> Path:
     """The lane's streaming config: the shipped file's shape with the lane's topic, tables and schema."""
     root = cfg.checkpoint_root.parent
-    tables = {
-        "bronze": cfg.bronze_path,
-        "silver": cfg.silver_path,
-        "quarantine": cfg.quarantine_path,
-        "gold_hourly_sales": cfg.gold_hourly_sales_path,
-        "gold_customer_windows": cfg.gold_customer_windows_path,
-        "gold_fraud_rates": cfg.gold_fraud_rates_path,
-    }
     lines = [
         "[source]",
         f'topics = ["{cfg.topics[0]}"]',
         "[tables]",
-        *(f'{name} = "{path.relative_to(settings.delta_base_path)}"' for name, path in tables.items()),
+        *(f'{name} = "{path.relative_to(settings.delta_base_path)}"' for name, path in tables(cfg).items()),
         "[paths]",
         f'checkpoints = "{cfg.checkpoint_root}"',
         f'progress_log = "{cfg.metrics_path}"',

@@ -90,9 +90,9 @@ from shoplake.ingestion.generator import generate
 from shoplake.ingestion.producer import producer_config
 from shoplake.ingestion.topics import ensure_topic
 from shoplake.ingestion.verify import end_offsets
-from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.compaction import results_path as compaction_results
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.lakehouse.compaction import results_path as compaction_results
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.runtime.batch_phases import phases_path
 
 SECTIONS = {
     "freshness": "## Streaming freshness",
@@ -267,7 +267,7 @@ def bronze_processed(checkpoint: Path) -> int:
 class CommitLog:
     """``(visible_at, added files, added records)`` per commit of a Delta table, oldest first, read as they land.
 
-    Read on every sample, and kept: the service's log cleanup (``streaming/log_cleanup.py``) deletes commits
+    Read on every sample, and kept: the service's log cleanup (``lakehouse/log_cleanup.py``) deletes commits
     older than ``[maintenance].log_retention``, so a run longer than that cannot read them back at its end.
     """
 
@@ -613,8 +613,8 @@ def batch_trends(
 
 def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the service, produce, drain; returns (producer stats, measurements incl. load averages)."""
+    from shoplake.runtime import service
     from shoplake.stack import process
-    from shoplake.streaming import service
 
     cfg = load_streaming_config(lane.settings)
     load = {"start": loadavg()}
@@ -672,8 +672,8 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
 
 
 def main() -> int:
+    from shoplake.runtime import service
     from shoplake.stack import process
-    from shoplake.streaming import service
 
     args = parse_args()
     settings = get_settings()

@@ -6,7 +6,7 @@ compilation), not per-record work. This benchmark isolates it from other people'
 machine allows: it produces ``--batches`` x ``--batch-size`` events into a private topic, runs the medallion
 in catch-up mode with ``maxOffsetsPerTrigger = --batch-size`` (so every micro-batch has the size a steady
 stream's would), and prints per phase the median wall time and driver-JVM CPU time over the batches after
-the first (``batch_phases.jsonl``, :mod:`shoplake.streaming.batch_phases`), plus Spark jobs/stages/tasks and
+the first (``batch_phases.jsonl``, :mod:`shoplake.runtime.batch_phases`), plus Spark jobs/stages/tasks and
 code compilations per batch, the whole process tree's CPU and the load average.
 
 Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
@@ -30,8 +30,8 @@ from benchmarks_md import write_section
 from process_tree import cpu_seconds, loadavg
 
 from shoplake.config import get_settings
-from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.config import load_streaming_config
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime.batch_phases import phases_path
 
 SECTION = "## Streaming micro-batch cost"
 
@@ -56,8 +56,8 @@ def main() -> int:
     produced = produce_steady(lane.settings, 50_000, total / 50_000, threading.Event())
     print(f"lane {lane.root}: produced {produced['sent']} events", flush=True)
 
-    from shoplake.streaming import service
-    from shoplake.streaming.jobs import run_catch_up
+    from shoplake.runtime import service
+    from shoplake.runtime.jobs import run_catch_up
 
     cfg = load_streaming_config(lane.settings)
     spark = service._session(lane.settings, cfg, "bench-medallion-batch")

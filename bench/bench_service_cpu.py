@@ -30,9 +30,9 @@ from benchmarks_md import write_section
 from process_tree import cpu_seconds
 
 from shoplake.config import get_settings
-from shoplake.streaming import service
-from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.config import load_streaming_config
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime import service
+from shoplake.runtime.batch_phases import phases_path
 
 SECTION = "## Streaming service CPU at rest and at a trickle"
 

@@ -52,7 +52,7 @@ from benchmarks_md import write_section
 from process_tree import measured
 
 from shoplake.config import Settings, get_settings
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
 
 SECTION = "## Streaming floors"
 # 50,000 events/s on 2 cores: the CPU time one event may cost on the whole path (issue 4's target).
@@ -61,7 +61,7 @@ BUDGET_US = 2 / 50_000 * 1e6
 
 def bronze_query(spark: Any, settings: Settings, root: str) -> int:
     """Spark's Kafka source in bronze's layout into Delta's own streaming sink (availableNow); the rows it read."""
-    from shoplake.streaming.transforms import bronze_projection
+    from shoplake.pipeline.bronze import bronze_projection
 
     kafka = (
         spark.readStream.format("kafka")
@@ -132,11 +132,11 @@ def later_stages(spark: Any, base: Settings, cfg: StreamingConfig) -> list[tuple
     from pyspark.sql import DataFrame
 
     from shoplake.contracts.schemas import schema_dict
-    from shoplake.streaming import gold
-    from shoplake.streaming.decode import Decoder, RegistrySchemas
-    from shoplake.streaming.tables import UNUSED_BRONZE
-    from shoplake.streaming.transforms import decode_frames, validate
-    from shoplake.streaming.warehouse_sink import COLUMN_TYPES, WarehouseTable, ensure_table, upsert
+    from shoplake.pipeline import gold
+    from shoplake.pipeline.bronze import UNUSED_BRONZE
+    from shoplake.pipeline.silver.decode import Decoder, RegistrySchemas
+    from shoplake.pipeline.silver.transforms import decode_frames, validate
+    from shoplake.pipeline.sinks.postgres import COLUMN_TYPES, WarehouseTable, ensure_table, upsert
 
     def cached(frame: DataFrame) -> tuple[DataFrame, int]:
         frame = frame.cache()
@@ -196,8 +196,8 @@ SHAPE_FLOOR = (
 
 
 def run(n: int) -> list[dict[str, Any]]:
-    from shoplake.streaming.jobs import run_catch_up
-    from shoplake.streaming.session import spark_session
+    from shoplake.runtime.jobs import run_catch_up
+    from shoplake.runtime.session import spark_session
 
     base = get_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")

@@ -108,10 +108,10 @@ def scorer_rows(metrics_path: Path, since_ms: float) -> list[dict[str, float]]:
 def main() -> int:  # noqa: PLR0915 - one linear script: set-up, run, report
     from deltalake import write_deltalake
 
-    from shoplake.streaming.config import load_streaming_config
-    from shoplake.streaming.jobs import CONTINUOUS, run_catch_up, start_scorer
-    from shoplake.streaming.progress import attach_progress_recorder
-    from shoplake.streaming.session import spark_session
+    from shoplake.pipeline.config import load_streaming_config
+    from shoplake.runtime.jobs import CONTINUOUS, run_catch_up, start_scorer
+    from shoplake.runtime.progress import attach_progress_recorder
+    from shoplake.runtime.session import spark_session
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--history-days", type=int, default=17)

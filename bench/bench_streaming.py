@@ -6,7 +6,7 @@ One invocation, one topic, same broker:
   ``<topic>.bench-stream-<stamp>`` (not timed here; see the Ingestion section).
 * **ceiling** - ``org.apache.kafka.tools.ConsumerPerformance`` (the kafka-tools jar of the broker's own
   classpath) reads the N messages: how fast anything on this machine can pull them out of Kafka.
-* **ours** - :func:`shoplake.streaming.jobs.run_catch_up` with ``availableNow`` on a fresh SparkSession,
+* **ours** - :func:`shoplake.runtime.jobs.run_catch_up` with ``availableNow`` on a fresh SparkSession,
   fresh tables and checkpoints. ``--pipeline medallion`` (the default, what ``shoplake stream`` runs): the
   ``medallion`` query, Kafka -> bronze + quarantine + silver + PostgreSQL in one pass, then the gold
   aggregates; throughput is N / medallion seconds (it includes the PostgreSQL load). The
@@ -40,7 +40,7 @@ from psycopg import sql
 
 from shoplake.config import Settings, get_settings
 from shoplake.jvm import artifacts_dir, classpath, find_java
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
 
 SECTION = "## Streaming"
 WARM_SECTION = "## Streaming (warm JVM)"
@@ -115,7 +115,7 @@ PIPELINES = {
 
 def lane_config(settings: Settings, n: int) -> StreamingConfig:
     """The streaming config of one bench lane: ``settings.kafka_topic``, tables and schema of its own."""
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     stamp = settings.kafka_topic.rsplit(".bench-stream-", 1)[-1].replace("-", "_")
     root = settings.delta_base_path / f"bench-{stamp}"
@@ -157,7 +157,7 @@ def warm_up(spark: Any, settings: Settings, n: int, stages: tuple[str, ...]) -> 
     A continuous service has compiled its hot code long before any given batch; a fresh JVM (an Airflow
     catch-up) compiles it during the batch. The warm-up's own figures are those of a cold JVM at size ``n``.
     """
-    from shoplake.streaming.jobs import run_catch_up
+    from shoplake.runtime.jobs import run_catch_up
 
     warm_settings, produced = produce(settings, n, f"{settings.kafka_topic}-warmup")
     cfg = lane_config(warm_settings, n)
@@ -177,9 +177,9 @@ def ours(
     warm_up_events: int = 0,
     aot_cache: bool = False,
 ) -> dict[str, Any]:
-    from shoplake.streaming.class_sharing import driver_pid, vouch
-    from shoplake.streaming.jobs import run_catch_up
-    from shoplake.streaming.session import AOT_ACTION_CONF, spark_session
+    from shoplake.runtime.class_sharing import driver_pid, vouch
+    from shoplake.runtime.jobs import run_catch_up
+    from shoplake.runtime.session import AOT_ACTION_CONF, spark_session
 
     cfg = lane_config(settings, n)
     app = "shoplake-bench-streaming"
@@ -219,7 +219,7 @@ def ours(
     }
 
 
-# How the driver JVM started, per AOT cache plan (shoplake.streaming.class_sharing).
+# How the driver JVM started, per AOT cache plan (shoplake.runtime.class_sharing).
 AOT_NOTES = {
     "off": ", started without an AOT cache",
     "use": ", started from its Java 25 AOT cache (trained by an earlier run: what every orchestrated catch-up after"

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from shoplake.cli_args import MAX_ML_SEED, MAX_SEED, PORT, int_in, iso_instant, iso_instant_with_zone, number_in
 from shoplake.config import ConfigError, Settings, get_settings
 from shoplake.jvm import MissingDependencyError
-from shoplake.streaming.lane import LaneError
-from shoplake.streaming.storage import StorageError
+from shoplake.runtime.lane import LaneError
+from shoplake.runtime.storage import StorageError
 from shoplake.warehouse import dbt_runner
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -135,7 +135,7 @@ def _add_stack_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 # ---- streaming block (helper C) -----------------------------------------------------------------------------
 def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
     """Catch-up (--once) or continuous streaming in the foreground."""
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     queries = tuple(args.query) if args.query else None
     if args.once:
@@ -146,7 +146,7 @@ def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stream_start(args: argparse.Namespace, settings: Settings) -> int:
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     pid = service.start_background(settings)
     print(f"streaming running (pid {pid}); log: {settings.home / 'logs' / 'stream.log'}")
@@ -154,7 +154,7 @@ def _cmd_stream_start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stream_stop(args: argparse.Namespace, settings: Settings) -> int:
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     print("streaming stopped" if service.stop_background(settings) else "streaming was not running")
     return 0
@@ -164,7 +164,7 @@ def _cmd_stream_status(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when the supervised runner is alive, 1 otherwise; prints the last progress of each query."""
     from dataclasses import asdict
 
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     st = service.status(settings)
     print(json.dumps(asdict(st), indent=2, default=str))
@@ -173,7 +173,7 @@ def _cmd_stream_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_stream_maintain(args: argparse.Namespace, settings: Settings) -> int:
     """OPTIMIZE + VACUUM the streaming Delta tables."""
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     try:
         results = service.maintain(settings, args.retention_hours, vacuum=not args.no_vacuum)
@@ -186,8 +186,8 @@ def _cmd_stream_maintain(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_stream_reset(args: argparse.Namespace, settings: Settings) -> int:
     """Retire the lane's streaming state after confirming; refused while the stream runs."""
-    from shoplake.streaming import lane, service
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
+    from shoplake.runtime import lane, service
 
     cfg = load_streaming_config(settings)
     scope = args.only or "all"
@@ -522,8 +522,8 @@ def _cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
     """Audit silver and the layer volumes, store the results; exit 1 (and alert) when a check fails."""
     from datetime import UTC, datetime
 
+    from shoplake.pipeline.config import load_streaming_config
     from shoplake.quality import audit
-    from shoplake.streaming.config import load_streaming_config
 
     try:
         run = audit.publish_gate(settings, load_streaming_config(settings), datetime.now(UTC))

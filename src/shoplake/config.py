@@ -109,7 +109,7 @@ class Settings:
     delta_min_free_mb: int = 512  # streaming refuses to start with less free space under its Delta/checkpoint folders
     kafka_brokers: int = 1  # local Kafka nodes (`shoplake up`); node i listens on the i-th bootstrap entry
     # Orchestrated catch-up and maintenance runs start their Spark driver from an AOT cache on a Java 25.0.3+
-    # (shoplake.streaming.class_sharing); empty SPARK_AOT_JAVA_HOME = the newest such JDK found, none = no cache
+    # (shoplake.runtime.class_sharing); empty SPARK_AOT_JAVA_HOME = the newest such JDK found, none = no cache
     spark_aot_cache: bool = True
     spark_aot_java_home: str = ""
     # Alert channels of shoplake.monitoring.notify (each off while its setting is empty)

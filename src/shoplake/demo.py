@@ -57,7 +57,7 @@ class DemoSummary:
 
 
 def _check_no_continuous_runner(settings: Settings) -> None:
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     runner = service.status(settings)
     if runner.running:

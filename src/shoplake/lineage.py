@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
 
 log = logging.getLogger(__name__)
 

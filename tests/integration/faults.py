@@ -29,10 +29,10 @@ from shoplake.contracts import schemas, wire
 from shoplake.ingestion.avro_encoder import EncodedBatch
 from shoplake.ingestion.topics import KafkaUnavailableError, ensure_topic
 from shoplake.ingestion.verify import end_offsets
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime.jobs import run_catch_up
+from shoplake.runtime.session import spark_session
 from shoplake.stack import process, service
-from shoplake.streaming.config import load_streaming_config
-from shoplake.streaming.jobs import run_catch_up
-from shoplake.streaming.session import spark_session
 from shoplake.warehouse import dbt_runner
 from tests.integration.exactly_once import Landed
 

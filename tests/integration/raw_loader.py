@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from shoplake.config import Settings
 from shoplake.ingestion.generator import GeneratorConfig, TransactionBatch, generate
-from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert
+from shoplake.pipeline.sinks.postgres import WarehouseTable, ensure_table, upsert
 
 
 def raw_table(settings: Settings) -> WarehouseTable:

@@ -1,6 +1,6 @@
 """The AOT cache lifecycle against a real Java 25 JVM: train at exit, promote, use, and survive a broken cache.
 
-The bookkeeping in :mod:`shoplake.streaming.class_sharing` relies on what HotSpot does - ``%p`` in the output
+The bookkeeping in :mod:`shoplake.runtime.class_sharing` relies on what HotSpot does - ``%p`` in the output
 name, the cache written when the training JVM exits, a refused cache being skipped instead of failing the
 start - so this test runs the JVM itself (a few seconds; the Spark driver does the same with Spark's class path).
 """
@@ -15,7 +15,7 @@ import pytest
 
 from shoplake.config import get_settings
 from shoplake.jvm import artifacts_dir, newest_java
-from shoplake.streaming import class_sharing
+from shoplake.runtime import class_sharing
 
 pytestmark = pytest.mark.integration
 

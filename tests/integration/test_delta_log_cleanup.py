@@ -14,9 +14,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shoplake.config import get_settings
-from shoplake.streaming import table_properties
-from shoplake.streaming.log_cleanup import clean_table, parse, streaming_readers
-from shoplake.streaming.session import spark_session
+from shoplake.lakehouse import table_properties
+from shoplake.lakehouse.log_cleanup import clean_table, parse, streaming_readers
+from shoplake.runtime.session import spark_session
 from tests.integration.delta_follower import follow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

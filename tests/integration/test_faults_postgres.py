@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from shoplake.config import Settings
-from shoplake.streaming.warehouse_sink import count_rows, ensure_table, upsert
+from shoplake.pipeline.sinks.postgres import count_rows, ensure_table, upsert
 from shoplake.warehouse import dbt_runner
 from tests.integration import faults, raw_loader
 

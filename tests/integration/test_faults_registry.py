@@ -24,7 +24,7 @@ from shoplake.contracts.registry import ensure_schema
 from shoplake.contracts.schemas import schema_dict
 from shoplake.ingestion.producer import produce_encoded
 from shoplake.ingestion.run import encoded_batches, ingest, validate_params
-from shoplake.streaming.decode import RegistrySchemas, RegistryUnavailableError
+from shoplake.pipeline.silver.decode import RegistrySchemas, RegistryUnavailableError
 from tests.integration import exactly_once, faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -43,7 +43,7 @@ def _write_silver_with_spark(settings: Settings, path: Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shoplake.streaming.session import spark_session
+    from shoplake.runtime.session import spark_session
 
     table = pa.concat_tables(
         sample_data.silver_batches(N_TRANSACTIONS, 42, START, span=timedelta(days=DAYS), run_key="it-ml")
@@ -245,9 +245,9 @@ def test_streaming_scorer_matches_batch_scoring_never_duplicates_and_follows_the
 ) -> None:
     from deltalake import write_deltalake
 
-    from shoplake.streaming.config import load_streaming_config
-    from shoplake.streaming.jobs import run_catch_up
-    from shoplake.streaming.session import spark_session
+    from shoplake.pipeline.config import load_streaming_config
+    from shoplake.runtime.jobs import run_catch_up
+    from shoplake.runtime.session import spark_session
 
     topic = f"fraud-alerts-it-{uuid.uuid4().hex[:8]}"
     cfg = replace(

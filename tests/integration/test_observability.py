@@ -24,10 +24,10 @@ from shoplake import lineage
 from shoplake.config import Settings
 from shoplake.monitoring import report
 from shoplake.monitoring.notify import read_outbox
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.silver.decode import NOT_AVRO_FRAMED
 from shoplake.quality import audit
-from shoplake.streaming import service
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
-from shoplake.streaming.decode import NOT_AVRO_FRAMED
+from shoplake.runtime import service
 from tests.integration.test_streaming_medallion import frame, make_record, produce, register
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -20,7 +20,7 @@ import requests
 from pyspark.sql import SparkSession
 
 from shoplake.contracts.schemas import schema_dict
-from shoplake.streaming.jobs import run_catch_up
+from shoplake.runtime.jobs import run_catch_up
 
 from . import test_streaming_medallion as medallion
 from .test_streaming_medallion import Lane, frame, make_record, produce, silver_records

@@ -36,9 +36,9 @@ TABLES = ("silver", "quarantine", "gold_hourly_sales", "gold_customer_windows", 
 JOB = """
 import json, sys
 from shoplake.config import get_settings
-from shoplake.streaming.config import load_streaming_config
-from shoplake.streaming.jobs import run_catch_up
-from shoplake.streaming.session import spark_session
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime.jobs import run_catch_up
+from shoplake.runtime.session import spark_session
 
 settings = get_settings()
 cfg = load_streaming_config(settings)

@@ -19,9 +19,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
 from shoplake.config import get_settings
-from shoplake.streaming.compaction import JOB_GROUP, POOL, BackgroundCompaction, compact, results_path
-from shoplake.streaming.config import load_streaming_config
-from shoplake.streaming.session import spark_session
+from shoplake.lakehouse.compaction import JOB_GROUP, POOL, BackgroundCompaction, compact, results_path
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime.session import spark_session
 from tests.integration.delta_follower import follow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -21,12 +21,12 @@ from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
 from shoplake.monitoring import delta_health
-from shoplake.streaming.batch_phases import phases_path
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
-from shoplake.streaming.gold import GOLD_TABLES
-from shoplake.streaming.jobs import run_catch_up
-from shoplake.streaming.lane import LaneError, reset
-from shoplake.streaming.session import spark_session
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.gold import GOLD_TABLES
+from shoplake.runtime.batch_phases import phases_path
+from shoplake.runtime.jobs import run_catch_up
+from shoplake.runtime.lane import LaneError, reset
+from shoplake.runtime.session import spark_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -36,14 +36,15 @@ from pyspark.sql import DataFrame, SparkSession
 
 from shoplake.config import Settings, env_for_children
 from shoplake.contracts.schemas import schema_dict, schema_text
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
-from shoplake.streaming.enrich import ENRICHMENT_COLUMNS, load_reference
-from shoplake.streaming.jobs import MedallionBatch, run_catch_up, warehouse_target
-from shoplake.streaming.lane import LaneError, reset
-from shoplake.streaming.session import spark_session
-from shoplake.streaming.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
-from shoplake.streaming.transforms import bronze_projection
-from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table, upsert_batches
+from shoplake.pipeline.bronze import bronze_projection
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.medallion import MedallionBatch, warehouse_target
+from shoplake.pipeline.silver.enrich import ENRICHMENT_COLUMNS, load_reference
+from shoplake.pipeline.sinks.postgres import WarehouseTable, ensure_table, upsert_batches
+from shoplake.pipeline.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
+from shoplake.runtime.jobs import run_catch_up
+from shoplake.runtime.lane import LaneError, reset
+from shoplake.runtime.session import spark_session
 from tests.integration import raw_loader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

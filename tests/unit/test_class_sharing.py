@@ -12,9 +12,9 @@ import pytest
 
 from shoplake.config import Settings, get_settings
 from shoplake.jvm import Java
-from shoplake.streaming import class_sharing
-from shoplake.streaming.class_sharing import AotPlan, cache_key, is_complete, settle
-from shoplake.streaming.session import spark_conf
+from shoplake.runtime import class_sharing
+from shoplake.runtime.class_sharing import AotPlan, cache_key, is_complete, settle
+from shoplake.runtime.session import spark_conf
 
 pytestmark = pytest.mark.unit
 

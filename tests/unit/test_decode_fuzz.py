@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
 from shoplake.config import get_settings
-from shoplake.streaming.decode import (
+from shoplake.pipeline.silver.decode import (
     CORRUPT_BODY,
     INCOMPATIBLE_SCHEMA,
     NOT_AVRO_FRAMED,
@@ -31,8 +31,8 @@ from shoplake.streaming.decode import (
     Decoder,
     StaticSchemas,
 )
-from shoplake.streaming.session import spark_session
-from shoplake.streaming.transforms import decode_frames, quarantine_rows, silver_rows, validate
+from shoplake.pipeline.silver.transforms import decode_frames, quarantine_rows, silver_rows, validate
+from shoplake.runtime.session import spark_session
 
 from .avro_samples import V1, framed, record
 from .test_streaming_transforms import bronze_df

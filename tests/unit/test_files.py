@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shoplake.files import append_line, append_results, rotated, tail_lines, write_text
-from shoplake.streaming.service import last_progress
+from shoplake.runtime.service import last_progress
 
 pytestmark = pytest.mark.unit
 

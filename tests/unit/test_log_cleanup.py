@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from shoplake.streaming.log_cleanup import (
+from shoplake.lakehouse.log_cleanup import (
     LogFile,
     UnsupportedLogError,
     clean_table,
@@ -183,7 +183,7 @@ def test_unsupported_and_missing_tables_are_skipped(tmp_path: Path, caplog: pyte
     _table(table, 3, checkpoints=(1,))
     (table / "_delta_log" / f"{_v(1)}.checkpoint.3a0d65cd-4056-49b8-937b-95f9e3ee90e5.json").write_text("{}")
     before = sorted(p.name for p in (table / "_delta_log").iterdir())
-    with caplog.at_level(logging.WARNING, logger="shoplake.streaming.log_cleanup"):
+    with caplog.at_level(logging.WARNING, logger="shoplake.lakehouse.log_cleanup"):
         results = clean_tables({"t": table, "absent": tmp_path / "absent"}, checkpoint_root=tmp_path, retention_s=0)
     assert results == []
     assert "V2 checkpoint" in caplog.text
@@ -194,9 +194,9 @@ def test_the_service_records_each_cleanup_and_survives_a_failing_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from shoplake.config import Settings
-    from shoplake.streaming import jobs
-    from shoplake.streaming.config import resolve
-    from shoplake.streaming.log_cleanup import results_path
+    from shoplake.lakehouse.log_cleanup import results_path
+    from shoplake.pipeline.config import resolve
+    from shoplake.runtime import jobs
 
     settings = Settings.from_env({"DELTA_BASE_PATH": str(tmp_path / "delta"), "SHOPLAKE_HOME": str(tmp_path / "home")})
     cfg = resolve({"maintenance": {"log_retention": "10 minutes"}}, settings)
@@ -213,7 +213,7 @@ def test_the_service_records_each_cleanup_and_survives_a_failing_one(
         raise OSError("disk went away")
 
     monkeypatch.setattr(jobs, "clean_logs", broken)
-    with caplog.at_level(logging.WARNING, logger="shoplake.streaming.jobs"):
+    with caplog.at_level(logging.WARNING, logger="shoplake.runtime.jobs"):
         jobs.clean_logs_recorded(cfg)  # housekeeping: the service keeps running
     assert "Delta log cleanup failed" in caplog.text and "disk went away" in caplog.text
     assert len(results_path(cfg.metrics_path).read_text().splitlines()) == 1

@@ -14,7 +14,7 @@ from shoplake.config import Settings
 from shoplake.monitoring import delta_health
 from shoplake.monitoring.streaming_metrics import read_metrics
 from shoplake.monitoring.thresholds import Thresholds, table_findings
-from shoplake.streaming.config import load_streaming_config
+from shoplake.pipeline.config import load_streaming_config
 
 DAY = timedelta(days=1)
 

@@ -89,7 +89,7 @@ def test_missing_silver_blocks_publishing_and_alerts(tmp_path: Path) -> None:
 
     from shoplake.config import Settings
     from shoplake.monitoring.notify import read_outbox
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     settings = Settings.from_env(
         {

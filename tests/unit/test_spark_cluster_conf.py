@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from shoplake.config import Settings, get_settings
+from shoplake.runtime.session import spark_conf
 from shoplake.stack import spark_cluster
-from shoplake.streaming.session import spark_conf
 
 pytestmark = pytest.mark.unit
 

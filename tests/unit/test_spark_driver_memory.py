@@ -10,9 +10,9 @@ import pytest
 
 from shoplake.config import Settings, get_settings
 from shoplake.jvm import find_java
-from shoplake.streaming import service, session
-from shoplake.streaming.config import load_streaming_config
-from shoplake.streaming.session import spark_conf
+from shoplake.pipeline.config import load_streaming_config
+from shoplake.runtime import service, session
+from shoplake.runtime.session import spark_conf
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from shoplake.config import get_settings
-from shoplake.streaming.jobs import STARTERS
-from shoplake.streaming.session import POOL_WEIGHTS, fair_pools_xml, spark_session
+from shoplake.runtime.jobs import STARTERS
+from shoplake.runtime.session import POOL_WEIGHTS, fair_pools_xml, spark_session
 
 pytestmark = pytest.mark.unit
 

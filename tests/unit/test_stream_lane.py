@@ -14,8 +14,8 @@ import pytest
 
 from shoplake.cli import main
 from shoplake.config import Settings, get_settings
-from shoplake.streaming import lane
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.runtime import lane
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,7 @@ def test_a_declined_confirmation_moves_nothing(
 def test_reset_is_refused_while_the_stream_runs(
     cfg: StreamingConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from shoplake.streaming import service
+    from shoplake.runtime import service
 
     _lane(cfg, "gold")
     running = service.StreamStatus(pid=4242, running=True, last_progress={}, log=Path("stream.log"))

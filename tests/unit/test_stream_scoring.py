@@ -23,7 +23,7 @@ from shoplake.ml.stream_scoring import (
     append_alerts,
     new_alerts,
 )
-from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve
+from shoplake.pipeline.config import StreamingConfigError, load_streaming_config, resolve
 
 pytestmark = pytest.mark.unit
 

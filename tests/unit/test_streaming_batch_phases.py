@@ -10,8 +10,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from shoplake.config import get_settings
-from shoplake.streaming.batch_phases import BatchPhases, phases_path
-from shoplake.streaming.session import spark_session
+from shoplake.runtime.batch_phases import BatchPhases, phases_path
+from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
 

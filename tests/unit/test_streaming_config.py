@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shoplake.config import Settings
-from shoplake.streaming.config import StreamingConfigError, load_streaming_config, resolve, size_bytes
+from shoplake.pipeline.config import StreamingConfigError, load_streaming_config, resolve, size_bytes
 
 pytestmark = pytest.mark.unit
 

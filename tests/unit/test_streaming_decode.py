@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from shoplake.streaming.decode import (
+from shoplake.pipeline.silver.decode import (
     CORRUPT_BODY,
     INCOMPATIBLE_SCHEMA,
     NOT_AVRO_FRAMED,

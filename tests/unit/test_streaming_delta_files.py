@@ -1,4 +1,4 @@
-"""Following a Delta table's files from its commit files (:mod:`shoplake.streaming.delta_files`), on real tables."""
+"""Following a Delta table's files from its commit files (:mod:`shoplake.lakehouse.file_index`), on real tables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from shoplake.streaming import delta_files
-from shoplake.streaming.delta_files import DeltaFiles, UnsupportedTableError
+from shoplake.lakehouse import file_index
+from shoplake.lakehouse.file_index import DeltaFiles, UnsupportedTableError
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ def test_later_commits_are_read_from_the_log_without_reloading_the_table(
     def no_reload(*_: object, **__: object) -> None:
         raise AssertionError("the table was loaded again")
 
-    monkeypatch.setattr(delta_files, "DeltaTable", no_reload)
+    monkeypatch.setattr(file_index, "DeltaTable", no_reload)
     _append(tmp_path, T0 + timedelta(minutes=5))
     _append(tmp_path, T0 + timedelta(minutes=10))
 
@@ -84,7 +84,7 @@ def test_a_compaction_s_removes_and_adds_are_followed(tmp_path: Path) -> None:
 def test_changes_are_folded_into_the_listing_without_changing_the_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(delta_files, "_FOLD_AT", 2)
+    monkeypatch.setattr(file_index, "_FOLD_AT", 2)
     _append(tmp_path, T0)
     files = DeltaFiles(str(tmp_path), "event_time")
     files.overlapping(*EVERYTHING)
@@ -158,4 +158,4 @@ def test_statistics_times_are_read_as_utc_and_missing_ones_as_unknown(
     def micros(moment: datetime | None) -> int | None:
         return None if moment is None else int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
-    assert delta_files._stats_range(stats, "event_time") == tuple(micros(m) for m in expected)
+    assert file_index._stats_range(stats, "event_time") == tuple(micros(m) for m in expected)

@@ -14,7 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
 from shoplake.ingestion import vocab
-from shoplake.streaming.enrich import (
+from shoplake.pipeline.silver.enrich import (
     ENRICHMENT_COLUMNS,
     Category,
     Country,
@@ -23,7 +23,7 @@ from shoplake.streaming.enrich import (
     enrich,
     load_reference,
 )
-from shoplake.streaming.session import spark_session
+from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
-from shoplake.streaming.gold import GOLD_TABLES, GoldTable
-from shoplake.streaming.session import spark_session
+from shoplake.pipeline.gold import GOLD_TABLES, GoldTable
+from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
 

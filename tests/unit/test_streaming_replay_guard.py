@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from deltalake import CommitProperties, write_deltalake
 
-from shoplake.streaming.replay_guard import ReplayGuard
+from shoplake.lakehouse.replay_guard import ReplayGuard
 
 pytestmark = pytest.mark.unit
 
@@ -70,7 +70,7 @@ def test_recording_a_batch_marks_it_and_older_ones_committed(tmp_path: Path) -> 
 
 
 def test_the_lookup_pages_back_through_a_long_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shoplake.streaming import replay_guard
+    from shoplake.lakehouse import replay_guard
 
     monkeypatch.setattr(replay_guard, "_PAGE", 2)
     guard = ReplayGuard(str(tmp_path), "bronze-a")

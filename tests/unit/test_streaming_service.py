@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shoplake.streaming.service import last_progress
+from shoplake.runtime.service import last_progress
 
 pytestmark = pytest.mark.unit
 

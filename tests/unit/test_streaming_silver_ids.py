@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from shoplake.streaming.silver_ids import LookupUnavailableError, SilverIds
+from shoplake.pipeline.silver.dedup import LookupUnavailableError, SilverIds
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,10 @@ from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import SparkSession
 
 from shoplake.config import get_settings
-from shoplake.streaming import table_properties
-from shoplake.streaming.session import spark_session
-from shoplake.streaming.transforms import BRONZE_COLUMNS, SILVER_COLUMNS
+from shoplake.lakehouse import table_properties
+from shoplake.pipeline.bronze import BRONZE_COLUMNS
+from shoplake.pipeline.silver.transforms import SILVER_COLUMNS
+from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
 

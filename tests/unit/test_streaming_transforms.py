@@ -12,13 +12,11 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from shoplake.config import get_settings
-from shoplake.streaming.decode import Decoder, StaticSchemas
-from shoplake.streaming.session import spark_session
-from shoplake.streaming.transforms import (
-    BRONZE_COLUMNS,
+from shoplake.pipeline.bronze import BRONZE_COLUMNS, bronze_projection
+from shoplake.pipeline.silver.decode import Decoder, StaticSchemas
+from shoplake.pipeline.silver.transforms import (
     QUARANTINE_COLUMNS,
     SILVER_COLUMNS,
-    bronze_projection,
     decode_frames,
     first_per_transaction,
     quarantine_rows,
@@ -27,6 +25,7 @@ from shoplake.streaming.transforms import (
     unseen_first_copies_arrow,
     validate,
 )
+from shoplake.runtime.session import spark_session
 
 from .avro_samples import EVENT_MS, V1, framed, record
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoplake.streaming.decode import Decoder, StaticSchemas
-from shoplake.streaming.vector_decode import candidate_ids, decode_values, plan
+from shoplake.pipeline.silver.decode import Decoder, StaticSchemas
+from shoplake.pipeline.silver.vector_decode import candidate_ids, decode_values, plan
 
 from .avro_samples import V1, framed, record
 

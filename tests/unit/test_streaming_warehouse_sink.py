@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from shoplake.streaming.warehouse_sink import (
+from shoplake.pipeline.sinks.postgres import (
     COLUMN_TYPES,
     Upserted,
     WarehouseTable,

@@ -37,7 +37,7 @@ def _audit_before_publishing(settings: Settings) -> None:
     """Write-audit-publish: audit silver and raw.* first; a failed check alerts and raises DataQualityError."""
     from datetime import UTC, datetime
 
+    from shoplake.pipeline.config import load_streaming_config
     from shoplake.quality.audit import publish_gate
-    from shoplake.streaming.config import load_streaming_config
 
     publish_gate(settings, load_streaming_config(settings), datetime.now(UTC), caller="dbt_orchestration")

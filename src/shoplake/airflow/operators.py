@@ -84,7 +84,7 @@ class DeltaTablesHealthySensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         from shoplake.monitoring.delta_health import check_tables
-        from shoplake.streaming.config import load_streaming_config
+        from shoplake.pipeline.config import load_streaming_config
 
         settings = get_settings()
         max_age = self.max_age or timedelta(hours=settings.health_max_table_age_hours)

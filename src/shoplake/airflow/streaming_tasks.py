@@ -18,7 +18,7 @@ class UnhealthyError(RuntimeError):
 
 
 def check_streaming_config(settings: Settings) -> dict[str, Any]:
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     cfg = load_streaming_config(settings)  # raises StreamingConfigError: missing file, bad TOML, bad values
     return {
@@ -31,7 +31,7 @@ def check_streaming_config(settings: Settings) -> dict[str, Any]:
 
 def check_delta_tables(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
     from shoplake.monitoring.delta_health import check_tables
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     cfg = load_streaming_config(settings)
     tables = check_tables(
@@ -45,7 +45,7 @@ def check_delta_tables(settings: Settings, now: datetime | None = None) -> list[
 
 def monitor_streaming_metrics(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     from shoplake.monitoring.streaming_metrics import read_metrics
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     cfg = load_streaming_config(settings)
     metrics = read_metrics(

@@ -71,7 +71,7 @@ class Window:
 
 def silver_path(settings: Settings) -> Path:
     """Where the streaming jobs write silver (the streaming config file names the table)."""
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     return load_streaming_config(settings).silver_path
 

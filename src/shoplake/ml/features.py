@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from shoplake.streaming.rules import CURRENCY_EXPONENTS
+from shoplake.pipeline.silver.rules import CURRENCY_EXPONENTS
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

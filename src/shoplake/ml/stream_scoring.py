@@ -1,6 +1,6 @@
 """The streaming fraud scorer: silver as it arrives -> the production model -> ``gold/fraud_alerts`` + Kafka.
 
-A Spark Structured Streaming query (``scorer``, see :mod:`shoplake.streaming.jobs`) reads silver as a Delta
+A Spark Structured Streaming query (``scorer``, see :mod:`shoplake.runtime.jobs`) reads silver as a Delta
 stream; Spark only says *which* transactions are new. Each micro-batch then:
 
 1. **Checks the alias** - one registry call - and loads the version behind ``@production`` when it differs from

@@ -69,7 +69,7 @@ class Dashboard:
 
 def build(settings: Settings, now: datetime, limit: int = 100, client: AirflowClient | None = None) -> Dashboard:
     """Collect, then write JSON and HTML atomically (readers never see half a page)."""
-    from shoplake.streaming.config import load_streaming_config
+    from shoplake.pipeline.config import load_streaming_config
 
     stats = collect(client or AirflowClient(settings), limit=limit)
     content = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoplake.streaming.checkpoints import committed_offsets
-from shoplake.streaming.config import StreamingConfig
+from shoplake.lakehouse.checkpoints import committed_offsets
+from shoplake.pipeline.config import StreamingConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from shoplake.files import write_text
 from shoplake.monitoring import thresholds as th
 from shoplake.monitoring.delta_health import check_tables
 from shoplake.monitoring.streaming_metrics import read_metrics
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
 
 
 @dataclass(frozen=True)

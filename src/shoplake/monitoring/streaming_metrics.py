@@ -1,6 +1,6 @@
 """Streaming throughput and freshness from the progress JSONL the Spark jobs append to.
 
-The jobs' listener writes one line per micro-batch (see ``shoplake.streaming.progress.ProgressRecorder``); this
+The jobs' listener writes one line per micro-batch (see ``shoplake.runtime.progress.ProgressRecorder``); this
 module only reads the end of that file, so monitoring never needs a SparkSession or the running job.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shoplake.streaming.service import last_progress
+from shoplake.runtime.service import last_progress
 
 
 @dataclass(frozen=True)

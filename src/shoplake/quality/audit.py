@@ -20,9 +20,9 @@ from typing import Any, Final
 
 from shoplake.config import Settings
 from shoplake.files import write_text
+from shoplake.pipeline.config import StreamingConfig
 from shoplake.quality import checks
 from shoplake.quality.checks import Check
-from shoplake.streaming.config import StreamingConfig
 
 RESULTS_SCHEMA: Final = "monitoring"
 RESULTS_TABLE: Final = "dq_results"
@@ -87,7 +87,7 @@ def run_audit(settings: Settings, cfg: StreamingConfig, now: datetime) -> Qualit
     from deltalake import DeltaTable
 
     from shoplake.monitoring import kafka_lag
-    from shoplake.streaming.transforms import SILVER_COLUMNS
+    from shoplake.pipeline.silver.transforms import SILVER_COLUMNS
 
     if not (cfg.silver_path / "_delta_log").is_dir():
         raise DataQualityError(f"silver table missing at {cfg.silver_path}: nothing to audit")

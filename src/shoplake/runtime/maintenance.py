@@ -4,8 +4,8 @@ Micro-batches write many small files; OPTIMIZE compacts them so readers (silver'
 dbt's loads) open fewer files. VACUUM deletes files no longer referenced, but a streaming reader or a
 time-travel query may still need recent ones, so the retention never goes below Delta's 7-day default
 (Delta's own ``retentionDurationCheck`` stays on and refuses anything shorter as well). The Delta logs are
-cleaned to what their readers still need (:mod:`.log_cleanup`); the continuous service does that on its own
-every few minutes.
+cleaned to what their readers still need (:mod:`shoplake.lakehouse.log_cleanup`); the continuous service does
+that on its own every few minutes.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Final
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from shoplake.streaming import log_cleanup
-from shoplake.streaming.config import StreamingConfig
+from shoplake.lakehouse import log_cleanup
+from shoplake.pipeline.config import StreamingConfig
 
 MIN_RETENTION_HOURS: Final = 168
 

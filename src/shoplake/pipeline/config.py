@@ -76,12 +76,12 @@ class StreamingConfig:
     gold_fraud_alerts_path: Path = Path("gold/fraud_alerts")
     alerts_topic: str = "ecommerce.fraud-alerts"
     scorer_max_files_per_trigger: int = 100
-    # Delta log cleanup (:mod:`.log_cleanup`): versions committed within this many seconds always stay readable,
-    # and the continuous service cleans the logs this often.
+    # Delta log cleanup (:mod:`shoplake.lakehouse.log_cleanup`): versions committed within this many seconds
+    # always stay readable, and the continuous service cleans the logs this often.
     log_retention_s: int = 1800
     log_cleanup_interval_s: int = 300
-    # Compaction of the appended tables by the continuous service (:mod:`.compaction`): how often (0: never),
-    # the file size from which a file is left as it is, and the size of the files it writes.
+    # Compaction of the appended tables by the continuous service (:mod:`shoplake.lakehouse.compaction`): how
+    # often (0: never), the file size from which a file is left as it is, and the size of the files it writes.
     compaction_interval_s: int = 1800
     compaction_min_file_size: str = "32m"
     compaction_max_file_size: str = "128m"

@@ -1,5 +1,9 @@
 """Skip a replayed micro-batch on an append-only Delta table without Delta's ``txnAppId`` check.
 
+Workaround for: Delta 4.4 answers a ``txnAppId`` check by rebuilding the table state with Spark jobs on every
+append. Delete when Delta looks the app's transaction up incrementally (compare a bronze append's Spark jobs
+with and without ``txnAppId`` on a new Delta release).
+
 Spark replays the last batch of a query whose sink committed but whose checkpoint did not (a crash between
 the two). ``txnAppId``/``txnVersion`` makes Delta skip such a batch, but Delta 4.4 answers "which version did
 this app commit last?" by rebuilding the table state with Spark jobs on *every* append, ~1 s of CPU per batch

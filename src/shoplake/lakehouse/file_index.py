@@ -1,9 +1,12 @@
 """A Delta table's live data files with one column's min/max, followed commit by commit from its log.
 
-The silver dedup lookup (:mod:`.silver_ids`) asks every micro-batch which files' ``event_time`` range meets the
-batch. delta-rs answers that with ``update_incremental`` and ``get_add_actions``, but the update rebuilds the
-whole file list each time: 42-58 ms at the 17,500 files silver holds after two hours at 2,000 events/s, and
-the dedup check crept from 29 to 86 ms over that soak. Here delta-rs loads the file list once; each refresh
+Workaround for: deltalake (delta-rs) 1.6's ``update_incremental`` rebuilds the whole file list. Delete when
+delta-rs refreshes a loaded table's file list incrementally.
+
+The silver dedup lookup (:mod:`shoplake.pipeline.silver.dedup`) asks every micro-batch which files'
+``event_time`` range meets the batch. delta-rs answers that with ``update_incremental`` and ``get_add_actions``,
+but the update rebuilds the whole file list each time, a cost that grew with silver over a soak (BENCHMARKS.md,
+"Streaming soak (several hours)"). Here delta-rs loads the file list once; each refresh
 then reads only the commit files written since (one or two small JSON files per batch), so a refresh costs
 what was committed, not what the table holds.
 

@@ -5,7 +5,7 @@ PERMISSIVE mode it turns every kind of poison into the same null. This module de
 the *writer* schema its id names (fetched from the registry once per id and process) resolved against the
 *reader* schema the platform is compiled against, so older and newer producers both decode, and it labels
 every message it cannot decode with one reason code. It works on Arrow batches so Spark can run it with
-``mapInArrow`` (see :func:`shoplake.streaming.transforms.decode_frames`).
+``mapInArrow`` (see :func:`shoplake.pipeline.silver.transforms.decode_frames`).
 
 Logical types are stripped from both schemas before parsing: ``timestamp-millis`` stays an integer here
 and Spark converts it with ``timestamp_millis``; building a Python ``datetime`` per record would cost more
@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import requests
 
-from shoplake.streaming.vector_decode import candidate_ids, decode_values, plan
+from shoplake.pipeline.silver.vector_decode import candidate_ids, decode_values, plan
 
 MAGIC_BYTE: Final = 0
 HEADER_SIZE: Final = 5

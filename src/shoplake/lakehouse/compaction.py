@@ -3,7 +3,7 @@
 Why: the medallion appends a small file to bronze and one to silver every second in continuous mode (it was
 one per Kafka partition each: silver held 15,327 files in one day's partition after the 100-minute soak at
 2,000 events/s, BENCHMARKS.md "Streaming soak (several hours)"), still ~80,000 a day per table. Nothing on the
-per-batch path pays for them any more (the dedup check follows silver's commits, :mod:`.delta_files`), but
+per-batch path pays for them any more (the dedup check follows silver's commits, :mod:`.file_index`), but
 every reader that scans a day does: the ML extract, the scorer catching up, an ad-hoc query, `shoplake stream
 maintain` itself. Leaving compaction to that command meant a partition kept every small file until someone ran
 it.
@@ -15,7 +15,7 @@ What makes it safe beside the running queries:
   MERGEs into them and reads the files an OPTIMIZE removes, so its batch would fail; each MERGE leaves one file
   per day it touched anyway.
 * Silver's readers skip the commit: streaming reads (gold, the scorer) ignore ``dataChange = false``
-  commits, and the dedup lookup follows the removed and added files (:mod:`.delta_files`). Bronze's replay
+  commits, and the dedup lookup follows the removed and added files (:mod:`.file_index`). Bronze's replay
   guard looks only at tagged commits.
 * Files of at least ``[maintenance].compaction_min_file_size`` are never rewritten (Delta's
   ``optimize.minFileSize``): a run rewrites what was appended since the last one, and its output is left
@@ -47,7 +47,7 @@ from pyspark import InheritableThread
 from pyspark.sql import SparkSession
 
 from shoplake.files import append_results
-from shoplake.streaming.config import StreamingConfig, size_bytes
+from shoplake.pipeline.config import StreamingConfig, size_bytes
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from shoplake.files import append_line
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
 
 
 class ProgressRecorder(StreamingQueryListener):

@@ -35,10 +35,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.streaming.query import StreamingQuery
 
-from shoplake.streaming.batch_phases import BatchPhases, phases_path
-from shoplake.streaming.checkpoints import checkpoint_id
-from shoplake.streaming.config import StreamingConfig
-from shoplake.streaming.tables import create_empty
+from shoplake.lakehouse.checkpoints import checkpoint_id
+from shoplake.pipeline.config import StreamingConfig
+from shoplake.pipeline.tables import create_empty
+from shoplake.runtime.batch_phases import BatchPhases, phases_path
 
 PARTITION: Final = "event_date"
 WINDOW_COLUMNS: Final = ("window_start", "window_end", PARTITION)

@@ -1,5 +1,9 @@
 """Delta log cleanup for tables committed every second, keeping every version a known reader still needs.
 
+Workaround for: Delta 4.4 cleans a log only at checkpoints, only past ``delta.logRetentionDuration`` and never
+inside the current UTC day, while every snapshot update lists the whole ``_delta_log`` folder. Delete when the
+tables are catalog-managed (commits not listed from a folder) or Delta can clean to an explicit version.
+
 Why: on a local (or HDFS) file system Delta lists the whole ``_delta_log`` folder on every snapshot update -
 every append, every streaming read - and Delta's own cleanup is sized for tables committed a few times an
 hour: it runs at checkpoints, deletes only files older than ``delta.logRetentionDuration`` (30 days by
@@ -17,7 +21,7 @@ This cleanup applies the Delta protocol's metadata cleanup with a floor made of 
 
 It deletes the commits, checksums and checkpoints older than the newest checkpoint at or before that floor -
 a reader starts at a checkpoint and never reads what precedes it - with Hadoop's ``.crc`` sidecars of those
-files. Data files are VACUUM's job (:mod:`.maintenance`).
+files. Data files are VACUUM's job (:mod:`shoplake.runtime.maintenance`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any, Final
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from shoplake.streaming.checkpoints import committed_sources, planned_sources
+from shoplake.lakehouse.checkpoints import committed_sources, planned_sources
 
 log = logging.getLogger(__name__)
 

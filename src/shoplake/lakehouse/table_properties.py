@@ -9,7 +9,7 @@ paid per micro-batch:
   JSON commits after the last checkpoint (the streaming readers follow the log incrementally anyway).
 * ``delta.dataSkippingStatsColumns``: statistics are collected for the first 32 columns by default, i.e.
   nearly all of silver's. Only a few are used for file skipping - ``event_time`` (the dedup lookup of
-  :mod:`.silver_ids`, the ML extract and scorer, the quality audit), ids for point lookups, the Kafka
+  :mod:`shoplake.pipeline.silver.dedup`, the ML extract and scorer, the quality audit), ids for point lookups, the Kafka
   position for reconciliation - so only those are collected.
 * ``parquet.enable.dictionary#<column>`` off for columns that are unique per row (ids, raw message bytes):
   a dictionary there only costs CPU before Parquet gives up on it and falls back to plain encoding. Delta

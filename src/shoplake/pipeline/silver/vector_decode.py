@@ -1,5 +1,9 @@
 """Decode a whole Arrow batch of Confluent-framed Avro records at once with NumPy: silver's fast path.
 
+Workaround for: Spark 4.2's ``from_avro`` neither strips the Confluent wire format nor resolves writer schemas
+from a Schema Registry, and fastavro decodes one record per Python call. Delete when Spark's Avro reader
+accepts Confluent-framed records with a registry (it does on Databricks only).
+
 Per-record decoding (fastavro, :meth:`Decoder.decode`) costs a Python call per message and capped silver at
 ~20k records/s per core; Spark's ``from_avro`` plus the byte-exact checks it needs was no faster here. A flat
 record's binary encoding is simple enough to walk for all rows together: one read position per row, and

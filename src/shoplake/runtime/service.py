@@ -21,10 +21,10 @@ from typing import Any, Final
 
 from shoplake.config import Settings, env_for_children
 from shoplake.files import tail_lines, write_text
+from shoplake.pipeline.config import StreamingConfig, load_streaming_config
+from shoplake.runtime.class_sharing import driver_pid, vouch
+from shoplake.runtime.storage import check_writable
 from shoplake.stack import process
-from shoplake.streaming.class_sharing import driver_pid, vouch
-from shoplake.streaming.config import StreamingConfig, load_streaming_config
-from shoplake.streaming.storage import check_writable
 
 PROCESS_NAME: Final = "stream"
 STOP_TIMEOUT: Final = 90.0
@@ -48,8 +48,8 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str, *, long_running
 
     ``long_running`` (the continuous service) pins the driver heap: see ``session.driver_java_options``.
     """
-    from shoplake.streaming.progress import attach_progress_recorder
-    from shoplake.streaming.session import spark_session
+    from shoplake.runtime.progress import attach_progress_recorder
+    from shoplake.runtime.session import spark_session
 
     check_writable(storage_folders(settings, cfg), settings.delta_min_free_mb)
     spark = spark_session(
@@ -72,7 +72,7 @@ def run_once(
     The default follows ``[pipeline].continuous`` so a catch-up run and the continuous service always use
     the same queries and checkpoints.
     """
-    from shoplake.streaming.jobs import run_catch_up
+    from shoplake.runtime.jobs import run_catch_up
 
     cfg = cfg or load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-stream-catch-up")
@@ -93,8 +93,8 @@ def maintain(settings: Settings, retention_hours: int, vacuum: bool = True) -> l
     """OPTIMIZE + VACUUM every streaming table (see :mod:`.maintenance`)."""
     from dataclasses import asdict
 
-    from shoplake.streaming.maintenance import check_retention
-    from shoplake.streaming.maintenance import maintain as run_maintenance
+    from shoplake.runtime.maintenance import check_retention
+    from shoplake.runtime.maintenance import maintain as run_maintenance
 
     check_retention(retention_hours)  # before a SparkSession exists: bad input costs nothing
     cfg = load_streaming_config(settings)
@@ -112,7 +112,7 @@ def run_forever(settings: Settings, cfg: StreamingConfig | None = None, queries:
 
     ``queries`` (default: ``[pipeline].continuous``) picks the queries, e.g. only ``scorer``.
     """
-    from shoplake.streaming.jobs import run_continuous
+    from shoplake.runtime.jobs import run_continuous
 
     cfg = cfg or load_streaming_config(settings)
     spark = _session(settings, cfg, "shoplake-stream", long_running=True)

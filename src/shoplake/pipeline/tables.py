@@ -9,7 +9,7 @@ an empty table ran jobs that cost a cold catch-up's driver seconds per table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -17,14 +17,12 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from shoplake.contracts.schemas import schema_dict
-from shoplake.streaming import table_properties
-from shoplake.streaming.config import StreamingConfig
-from shoplake.streaming.decode import Decoder, StaticSchemas
-from shoplake.streaming.enrich import ReferenceData, enrich
-from shoplake.streaming.transforms import BRONZE_SCHEMA, decode_frames, quarantine_rows, silver_rows, validate
-
-# Bronze columns neither silver nor quarantine keep: not decoded, not cached.
-UNUSED_BRONZE: Final = ("headers", "kafka_timestamp_type")
+from shoplake.lakehouse import table_properties
+from shoplake.pipeline.bronze import BRONZE_SCHEMA, UNUSED_BRONZE
+from shoplake.pipeline.config import StreamingConfig
+from shoplake.pipeline.silver.decode import Decoder, StaticSchemas
+from shoplake.pipeline.silver.enrich import ReferenceData, enrich
+from shoplake.pipeline.silver.transforms import decode_frames, quarantine_rows, silver_rows, validate
 
 
 def create_empty(
@@ -44,7 +42,7 @@ def create_empty(
 def ensure_silver_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create the empty silver table (so readers can start before the first batch) with the exact schema.
 
-    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
+    New and existing tables get the per-append cost properties (:mod:`shoplake.lakehouse.table_properties`).
     """
     create_empty(
         cfg.silver_path, _silver_schema(spark), partition_by=("event_date",), properties=table_properties.SILVER
@@ -70,7 +68,7 @@ def _silver_schema(spark: SparkSession) -> Any:
 def ensure_bronze_table(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create the empty bronze table, so readers can start before the first Kafka batch lands.
 
-    New and existing tables get the per-append cost properties (:mod:`.table_properties`).
+    New and existing tables get the per-append cost properties (:mod:`shoplake.lakehouse.table_properties`).
     """
     create_empty(
         cfg.bronze_path,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Final
 from shoplake.config import Settings
 from shoplake.files import write_text
 from shoplake.jvm import artifacts_dir, find_java
-from shoplake.streaming.class_sharing import AotPlan
-from shoplake.streaming.class_sharing import plan as aot_plan
+from shoplake.runtime.class_sharing import AotPlan
+from shoplake.runtime.class_sharing import plan as aot_plan
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -64,8 +64,8 @@ TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 # from the latency-critical medallion for as long as it ran, which is what the freshness tail is made of.
 # minShare = the local cores and a higher weight let the medallion's few tasks go first whenever both have
 # tasks waiting; gold still gets every core the medallion leaves idle (most of the time).
-# The service's compaction of its appended tables (:mod:`.compaction`) runs in "maintenance": weighted like
-# gold, behind the queries' pools.
+# The service's compaction of its appended tables (:mod:`shoplake.lakehouse.compaction`) runs in "maintenance":
+# weighted like gold, behind the queries' pools.
 POOL_WEIGHTS: Final = {
     "medallion": 8,
     "scorer": 2,

@@ -1,5 +1,9 @@
 """An ahead-of-time (AOT) cache for short-lived Spark drivers: what a cold catch-up pays for once, not every run.
 
+Workaround for: a fresh Spark 4.2 driver JVM spends seconds loading classes and JIT-compiling before its
+first batch; Spark ships no class-data or AOT cache of its own. Needs Java 25.0.3+ (JEP 483/514/515). Delete
+when orchestrated catch-ups run on a warm driver (a long-lived Spark Connect server) or Spark ships a cache.
+
 An orchestrated catch-up (the Airflow streaming DAG, ``shoplake stream run --once``) starts a fresh driver JVM.
 Measured on a 500,000-event medallion catch-up (``bench/bench_streaming.py --core-only``), about half of the
 cold run's CPU is the JVM warming up: the JIT compiler threads alone used 27-30 CPU-s of 72 driver-JVM CPU-s,

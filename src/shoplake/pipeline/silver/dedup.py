@@ -2,7 +2,7 @@
 
 The dedup check used to be a Spark read of silver joined with the batch: Delta rebuilt the table state for
 file skipping and ran two to three jobs, ~1.5 s of a 4-second batch on two cores, whatever the batch size.
-This lookup works from the Delta log instead: :mod:`.delta_files` follows silver's files and each one's
+This lookup works from the Delta log instead: :mod:`shoplake.lakehouse.file_index` follows silver's files and each one's
 ``event_time`` min/max commit by commit, and only the ``transaction_id`` column of the files whose range
 overlaps the batch is read. Parquet files are immutable, so the ids of the files the last batch overlapped
 are kept for the next one (a steady stream overlaps the same few recent files batch after batch); files the
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from shoplake.streaming.delta_files import DeltaFiles, UnsupportedTableError
+from shoplake.lakehouse.file_index import DeltaFiles, UnsupportedTableError
 
 # Delta keeps timestamp statistics at millisecond precision (truncated): widen the batch range by one tick.
 _STATS_SLACK: Final = timedelta(milliseconds=1)

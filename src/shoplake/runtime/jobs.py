@@ -5,15 +5,16 @@ Queries (one checkpoint each, under ``{SHOPLAKE_HOME}/checkpoints/<query>``):
 * ``medallion`` Kafka -> bronze + quarantine + silver + PostgreSQL ``raw.transactions`` in ONE micro-batch:
                 each record waits for one trigger, and nothing is read back from Delta but the silver ids the
                 dedup needs. See :class:`MedallionBatch`.
-* ``gold``      silver's appends -> the three gold aggregates (:mod:`.gold`).
+* ``gold``      silver's appends -> the three gold aggregates (:mod:`shoplake.pipeline.gold`).
 * ``scorer``    silver -> production fraud model -> ``gold/fraud_alerts`` + alerts topic
                 (:mod:`shoplake.ml.stream_scoring`; opt-in, it needs a deployed model).
 
 Exactly once everywhere: the medallion's bronze appends are tagged with the checkpoint's query id and the
-batch id, and a run's first batch skips its append when bronze already holds it (:mod:`.replay_guard`);
-quarantine appends carry ``txnAppId``/``txnVersion`` (rare, so Delta's own check is affordable there);
-silver drops the ``transaction_id``s it already holds (which also makes a replayed batch append nothing,
-:mod:`.silver_ids`); PostgreSQL gets a keyed upsert; gold's merges carry Delta's transaction identifiers.
+batch id, and a run's first batch skips its append when bronze already holds it
+(:mod:`shoplake.lakehouse.replay_guard`); quarantine appends carry ``txnAppId``/``txnVersion`` (rare, so Delta's
+own check is affordable there); silver drops the ``transaction_id``s it already holds (which also makes a
+replayed batch append nothing, :mod:`shoplake.pipeline.silver.dedup`); PostgreSQL gets a keyed upsert; gold's
+merges carry Delta's transaction identifiers.
 
 :func:`run_catch_up` runs the configured queries one after another with ``availableNow`` and returns when
 everything that was in Kafka when it started is in PostgreSQL and gold (orchestrated runs, tests,
@@ -21,7 +22,7 @@ benchmarks). :func:`run_continuous` runs them side by side with processing-time 
 (``shoplake stream start``). Both use the same query builders, so the two modes cannot drift apart. Before
 any query starts, :func:`.lane.check` refuses state an older version left (``shoplake stream reset``).
 Every query's progress goes to the metrics log (:mod:`.progress`); the tables they write are created empty
-first (:mod:`.tables`).
+first (:mod:`shoplake.pipeline.tables`).
 """
 
 from __future__ import annotations
@@ -30,30 +31,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from shoplake.contracts.schemas import schema_dict
 from shoplake.files import append_results
-from shoplake.streaming import lane, log_cleanup
-from shoplake.streaming.batch_phases import BatchPhases, phases_path
-from shoplake.streaming.checkpoints import checkpoint_id
-from shoplake.streaming.compaction import BackgroundCompaction
-from shoplake.streaming.config import StreamingConfig
-from shoplake.streaming.enrich import load_reference
-from shoplake.streaming.gold import start_gold
-from shoplake.streaming.maintenance import clean_logs
-from shoplake.streaming.progress import attach_progress_recorder
-from shoplake.streaming.refiner import Refiner
-from shoplake.streaming.replay_guard import ReplayGuard
-from shoplake.streaming.tables import UNUSED_BRONZE, ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
-from shoplake.streaming.transforms import bronze_projection
-from shoplake.streaming.warehouse_sink import WarehouseTable, ensure_table
+from shoplake.lakehouse import log_cleanup
+from shoplake.lakehouse.compaction import BackgroundCompaction
+from shoplake.pipeline.bronze import bronze_projection
+from shoplake.pipeline.config import StreamingConfig
+from shoplake.pipeline.gold import start_gold
+from shoplake.pipeline.medallion import MedallionBatch, warehouse_target
+from shoplake.pipeline.silver.enrich import load_reference
+from shoplake.pipeline.sinks.postgres import ensure_table
+from shoplake.pipeline.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
+from shoplake.runtime import lane
+from shoplake.runtime.maintenance import clean_logs
+from shoplake.runtime.progress import attach_progress_recorder
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +69,7 @@ def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWr
     raise ValueError(f"unknown run mode {mode!r}; expected {CATCH_UP} or {CONTINUOUS}")
 
 
-# ---- bronze -------------------------------------------------------------------------------------------
+# ---- queries ------------------------------------------------------------------------------------------
 def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> DataFrame:
     """The Kafka source of the medallion query, already in the bronze layout.
 
@@ -95,99 +93,6 @@ def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> DataF
             "maxTriggerDelay", f"{cfg.max_trigger_delay_s}s"
         )
     return bronze_projection(reader.load())
-
-
-def warehouse_target(cfg: StreamingConfig) -> WarehouseTable:
-    return WarehouseTable(cfg.postgres_dsn, cfg.warehouse_schema, cfg.warehouse_table)
-
-
-# ---- medallion: the whole path in one micro-batch ------------------------------------------------------
-@dataclass
-class MedallionBatch(Refiner):
-    """``foreachBatch`` body of the ``medallion`` query: Kafka rows -> bronze, quarantine, PostgreSQL, silver.
-
-    One micro-batch from Kafka to PostgreSQL instead of three chained ones (bronze, then silver re-reading
-    bronze, then the warehouse re-reading silver): a record waits for one trigger, and nothing is read back
-    from Delta except the silver ids the dedup checks. The Kafka batch is cached once. The bronze append runs
-    on a second thread while :meth:`Refiner.refine` writes the rest from the same cached frame: the two
-    touch different tables and neither needs the other's result, so the batch takes the longer of the two,
-    not their sum (their phase CPU figures overlap accordingly). Bronze keeps every record exactly once
-    through :class:`ReplayGuard` (a replayed batch's append is skipped); the batch fails if either side does.
-
-    ``one_bronze_task`` (continuous mode) writes a batch's bronze rows in one task: one file per date
-    partition instead of one per Kafka partition. A second's records are well under a MB, and ~3 files a
-    second were ~4,700 in 30 minutes that the compaction then had to combine. The batch's size is not known
-    before the append (it runs beside the decode), so a large batch after a restart is written by one task
-    too - on one core while the decode has the other, into files the compaction leaves alone. Catch-up keeps
-    a task per Kafka range: there the append is a third of the batch and wants both cores.
-    """
-
-    target: WarehouseTable
-    one_bronze_task: bool = False
-    _guard: ReplayGuard | None = field(default=None, init=False, repr=False)
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        app_id = checkpoint_id(self.cfg.checkpoint("medallion"))
-        phases = BatchPhases(batch.sparkSession, "medallion", batch_id)
-        guard = self._bronze_guard(f"bronze-{app_id}")
-        raw = batch.persist()
-        try:
-            bronze = _Concurrent(lambda: self._append_bronze(raw, guard, batch_id, phases))
-            try:
-                self.refine(
-                    raw.drop(*UNUSED_BRONZE), app_id=app_id, batch_id=batch_id, phases=phases, warehouse=self.target
-                )
-            finally:
-                bronze.result()
-        except BaseException:
-            guard.forget()
-            raise
-        finally:
-            with phases.phase("unpersist"):
-                raw.unpersist()
-        phases.write(phases_path(self.cfg.metrics_path))
-
-    def _bronze_guard(self, app_id: str) -> ReplayGuard:
-        if self._guard is None or self._guard.app_id != app_id:
-            self._guard = ReplayGuard(str(self.cfg.bronze_path), app_id)
-        return self._guard
-
-    def _append_bronze(self, raw: DataFrame, guard: ReplayGuard, batch_id: int, phases: BatchPhases) -> None:
-        with phases.phase("bronze_append"):
-            if guard.committed(batch_id):
-                log.info("bronze already holds batch %s (a replay): append skipped", batch_id)
-                return
-            (
-                (raw.coalesce(1) if self.one_bronze_task else raw)
-                .write.format("delta")
-                .mode("append")
-                .partitionBy("event_date")
-                .option("userMetadata", guard.user_metadata(batch_id))
-                .save(str(self.cfg.bronze_path))
-            )
-            guard.record(batch_id)
-
-
-class _Concurrent:
-    """Runs ``work`` on a thread that inherits the caller's Spark local properties (job group, pool)."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                work()
-            except BaseException as exc:  # handed to the caller in result()
-                self._error = exc
-
-        self._thread = InheritableThread(target=run, daemon=True)
-        self._thread.start()
-
-    def result(self) -> None:
-        """Wait for the work; raise what it raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> StreamingQuery:
@@ -278,7 +183,9 @@ def run_catch_up(spark: SparkSession, cfg: StreamingConfig, queries: tuple[str, 
 
 
 def clean_logs_recorded(cfg: StreamingConfig) -> None:
-    """One Delta log cleanup of the continuous service (:mod:`.log_cleanup`), recorded; a failure only warns.
+    """One Delta log cleanup of the continuous service (:mod:`shoplake.lakehouse.log_cleanup`), recorded.
+
+    A failure only warns.
 
     Each table's result goes to ``log_cleanup.jsonl`` beside the progress log (how many log entries remain is
     what each append's listing costs). The cleanup is housekeeping: if it fails (a file system error, a table

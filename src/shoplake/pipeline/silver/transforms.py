@@ -1,8 +1,8 @@
-"""Pure DataFrame -> DataFrame transforms of the medallion; no reads, writes or clocks except where named.
+"""Pure DataFrame -> DataFrame transforms from bronze rows to silver and quarantine; no reads, writes or clocks.
 
-Each job in :mod:`shoplake.streaming.jobs` is "read, apply these, write", so everything that decides what a
-row becomes - the bronze layout, decoding, the validation rules and their reason codes, the silver shape,
-deduplication - is here and unit-tested on small DataFrames.
+Each batch body (:mod:`shoplake.pipeline.medallion`) is "read, apply these, write", so everything that decides
+what a row becomes - decoding, the validation rules and their reason codes, the silver shape, deduplication -
+is here and unit-tested on small DataFrames (the bronze layout is :mod:`shoplake.pipeline.bronze`).
 """
 
 from __future__ import annotations
@@ -19,26 +19,9 @@ from pyspark.sql.pandas.functions import arrow_udf
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
-from shoplake.streaming import rules
-from shoplake.streaming.decode import DECODE_STATUS_FIELDS, Decoder, record_fields
+from shoplake.pipeline.silver import rules
+from shoplake.pipeline.silver.decode import DECODE_STATUS_FIELDS, Decoder, record_fields
 
-BRONZE_COLUMNS: Final = (
-    "key",
-    "value",
-    "topic",
-    "partition",
-    "offset",
-    "kafka_timestamp",
-    "kafka_timestamp_type",
-    "headers",
-    "ingested_at",
-    "event_date",
-)
-BRONZE_SCHEMA: Final = (
-    "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "
-    "kafka_timestamp_type int, headers array<struct<key:string,value:binary>>, ingested_at timestamp, "
-    "event_date date"
-)
 REQUIRED_IDS: Final = ("transaction_id", "customer_id", "merchant_id", "device_id")
 SILVER_COLUMNS: Final = (
     "transaction_id",
@@ -82,26 +65,6 @@ QUARANTINE_COLUMNS: Final = (
     "ingested_at",
     "event_date",
 )
-
-
-def bronze_projection(kafka: DataFrame) -> DataFrame:
-    """Kafka source rows -> bronze: every byte and all metadata kept, plus ingestion time and a date.
-
-    ``event_date`` (the partition column) is the UTC date of the Kafka record timestamp: bronze cannot look
-    inside bytes it may not be able to decode, and the producer stamps records with their event time.
-    """
-    return kafka.select(
-        sf.col("key"),
-        sf.col("value"),
-        sf.col("topic"),
-        sf.col("partition"),
-        sf.col("offset"),
-        sf.col("timestamp").alias("kafka_timestamp"),
-        sf.col("timestampType").alias("kafka_timestamp_type"),
-        sf.col("headers"),
-        sf.current_timestamp().alias("ingested_at"),
-        sf.to_date(sf.col("timestamp")).alias("event_date"),
-    )
 
 
 def _decode_values(decoder: Decoder) -> Callable[[pa.Array], pa.Array]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from shoplake.streaming.config import StreamingConfig
+from shoplake.pipeline.config import StreamingConfig
 
 STAGED: Final = ("bronze", "silver", "warehouse")
 SCOPES: Final = ("all", "gold")

@@ -1,7 +1,7 @@
 """Bronze rows of one micro-batch -> quarantine + silver + PostgreSQL.
 
-The medallion query (:class:`.jobs.MedallionBatch`) runs :class:`Refiner` on every batch; :mod:`.jobs` owns
-the queries and when they run.
+The medallion query (:class:`shoplake.pipeline.medallion.MedallionBatch`) runs :class:`Refiner` on every
+batch; :mod:`shoplake.runtime.jobs` owns the queries and when they run.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from shoplake.streaming.batch_phases import BatchPhases
-from shoplake.streaming.config import StreamingConfig
-from shoplake.streaming.decode import Decoder, RegistrySchemas
-from shoplake.streaming.enrich import ReferenceData, enrich
-from shoplake.streaming.silver_ids import LookupUnavailableError, SilverIds
-from shoplake.streaming.transforms import (
+from shoplake.pipeline.config import StreamingConfig
+from shoplake.pipeline.silver.decode import Decoder, RegistrySchemas
+from shoplake.pipeline.silver.dedup import LookupUnavailableError, SilverIds
+from shoplake.pipeline.silver.enrich import ReferenceData, enrich
+from shoplake.pipeline.silver.transforms import (
     decode_frames,
     quarantine_rows,
     silver_rows,
@@ -31,7 +30,8 @@ from shoplake.streaming.transforms import (
     unseen_first_copies_arrow,
     validate,
 )
-from shoplake.streaming.warehouse_sink import LOADED_SCHEMA, WarehouseTable, partition_loader, upsert
+from shoplake.pipeline.sinks.postgres import LOADED_SCHEMA, WarehouseTable, partition_loader, upsert
+from shoplake.runtime.batch_phases import BatchPhases
 
 log = logging.getLogger(__name__)
 

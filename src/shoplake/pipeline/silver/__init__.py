@@ -1,0 +1,1 @@
+"""Bronze rows -> silver and quarantine: decode, validate, enrich, deduplicate."""

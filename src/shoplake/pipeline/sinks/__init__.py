@@ -1,0 +1,1 @@
+"""Where silver rows go besides Delta."""

@@ -1,1 +1,0 @@
-"""Spark Structured Streaming medallion: Kafka -> Delta bronze/silver/quarantine/gold -> PostgreSQL raw.*."""
