@@ -173,8 +173,8 @@ GOLD_TABLES: Final = (
         lambda c: c.gold_fraud_rates_path,
     ),
 )
-# What gold reads of silver.
-SILVER_COLUMNS: Final = (
+# The silver columns gold reads.
+INPUT_COLUMNS: Final = (
     "event_time",
     "customer_id",
     "merchant_id",
@@ -190,7 +190,7 @@ SILVER_COLUMNS: Final = (
 
 def ensure_gold_tables(spark: SparkSession, cfg: StreamingConfig) -> None:
     """Create each gold table empty, partitioned by ``event_date``, with the schema its aggregation produces."""
-    silver = spark.read.format("delta").load(str(cfg.silver_path)).select(*SILVER_COLUMNS)
+    silver = spark.read.format("delta").load(str(cfg.silver_path)).select(*INPUT_COLUMNS)
     empty = spark.createDataFrame([], silver.schema)
     for table in GOLD_TABLES:
         create_empty(table.path(cfg), table.aggregate(empty).schema, partition_by=(PARTITION,))
@@ -269,7 +269,7 @@ def start_gold(spark: SparkSession, cfg: StreamingConfig, trigger: dict[str, Any
     return (
         spark.readStream.format("delta")
         .load(str(cfg.silver_path))
-        .select(*SILVER_COLUMNS)
+        .select(*INPUT_COLUMNS)
         .writeStream.queryName("gold")
         .option("checkpointLocation", str(cfg.checkpoint("gold")))
         .foreachBatch(GoldBatch(cfg))
