@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -42,7 +43,7 @@ from shoplake.pipeline.medallion import MedallionBatch, warehouse_target
 from shoplake.pipeline.silver.enrich import ENRICHMENT_COLUMNS, load_reference
 from shoplake.pipeline.sinks.postgres import WarehouseTable, ensure_table, upsert_batches
 from shoplake.pipeline.tables import ensure_bronze_table, ensure_quarantine_table, ensure_silver_table
-from shoplake.runtime.jobs import run_catch_up
+from shoplake.runtime.jobs import run_catch_up, run_continuous
 from shoplake.runtime.lane import LaneError, reset
 from shoplake.runtime.session import spark_session
 from tests.integration import raw_loader
@@ -375,6 +376,47 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
     assert silver_records(spark, cfg) == records
     assert warehouse_records(cfg) == records
     assert lineage(spark, cfg) == warehouse_lineage(cfg)  # PostgreSQL now holds the committed silver copy
+
+
+def test_a_continuous_trickle_below_min_offsets_lands_once_the_trigger_delay_passes(
+    spark: SparkSession, lane: Lane
+) -> None:
+    """Fewer records than ``min_offsets_per_trigger`` are not held back: the batch runs after the delay."""
+    cfg = dataclasses.replace(lane.cfg, min_offsets_per_trigger=1_000, max_trigger_delay_s=2, compaction_interval_s=0)
+    records = [make_record(i) for i in range(10)]
+    stop, started, failed = threading.Event(), threading.Event(), []
+
+    def serve() -> None:
+        try:
+            run_continuous(spark, cfg, stop, on_started=lambda _: started.set(), stages=("medallion",))
+        except BaseException as exc:  # reported by the test thread below
+            failed.append(exc)
+            started.set()
+
+    service = threading.Thread(target=serve, daemon=True)
+    service.start()
+    try:
+        assert started.wait(120) and not failed, failed
+        produce_records(lane, records)
+        deadline = time.monotonic() + 120
+        while medallion_rows(cfg) < len(records):  # a batch's progress is logged once it has committed
+            assert not failed and time.monotonic() < deadline, failed or "the trickle never landed"
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        service.join(timeout=120)
+    assert not failed, failed
+    assert medallion_rows(cfg) == len(records)
+    assert silver_records(spark, cfg) == records
+    assert warehouse_records(cfg) == records
+
+
+def medallion_rows(cfg: StreamingConfig) -> int:
+    """Kafka records the medallion's committed batches read, from the progress log."""
+    if not cfg.metrics_path.is_file():
+        return 0
+    progress = [json.loads(line) for line in cfg.metrics_path.read_text().splitlines()]
+    return sum(p["input_rows"] for p in progress if p["query"] == "medallion")
 
 
 @pytest.mark.parametrize("continuous", [True, False])
