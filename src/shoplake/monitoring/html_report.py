@@ -104,11 +104,10 @@ def _streaming(streaming: dict[str, Any]) -> str:
             m["input_rows"],
             m["processed_rows_per_second"],
             m["batch_duration_ms"],
-            m["state_rows"],
         )
         for q, m in sorted(queries.items())
     ]
-    header = ("query", "last batch", "age (s)", "input rows", "rows/s", "batch ms", "state rows")
+    header = ("query", "last batch", "age (s)", "input rows", "rows/s", "batch ms")
     return _html_table(header, rows) if rows else "<p>No streaming progress recorded.</p>"
 
 

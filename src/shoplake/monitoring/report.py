@@ -1,7 +1,7 @@
 """The platform health report: every layer's facts, judged against the thresholds, as JSON and HTML.
 
 ``build_report`` gathers Delta table health (version, age, rows, files, small files, schema), streaming
-progress (rows/s, batch duration, state rows), Kafka lag per partition, quarantine reasons, warehouse and
+progress (rows/s, batch duration), Kafka lag per partition, quarantine reasons, warehouse and
 marts freshness, the production model, the latest data-quality run and the lineage graph; then
 :mod:`.thresholds` turns them into findings and an overall status (OK / WARN / FAIL). Lag is compared
 with the previous report's (``latest.json``): lag that grows while no offset is committed is a stuck

@@ -23,7 +23,6 @@ class QueryMetrics:
     input_rows: int
     processed_rows_per_second: float
     batch_duration_ms: int
-    state_rows: int = 0  # rows held in streaming state; 0 for stateless queries (all of Shoplake's)
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,6 @@ def read_metrics(
                 input_rows=int(rec["input_rows"]),
                 processed_rows_per_second=float(rec["processed_rows_per_second"]),
                 batch_duration_ms=int(rec["batch_duration_ms"]),
-                state_rows=int(rec.get("state_rows") or 0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(f"query {name}: malformed progress record ({exc})")

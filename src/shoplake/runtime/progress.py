@@ -35,7 +35,6 @@ class ProgressRecorder(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         p = event.progress
         durations = dict(p.durationMs or {})
-        state_rows = sum(int(op.numRowsTotal) for op in (p.stateOperators or []))
         line = {
             "query": p.name,
             "query_id": str(p.id),
@@ -47,7 +46,6 @@ class ProgressRecorder(StreamingQueryListener):
             "processed_rows_per_second": float(p.processedRowsPerSecond or 0.0),
             "batch_duration_ms": int(durations.get("triggerExecution", 0)),
             "add_batch_ms": int(durations.get("addBatch", 0)),
-            "state_rows": state_rows,
         }
         append_line(self.metrics_path, json.dumps(line))
 
