@@ -16,23 +16,28 @@ Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka regist
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_freshness import cleanup, make_lane, produce_steady
+from bench_freshness import Lane, cleanup, make_lane, produce_steady, toml_text
 from bench_streaming import machine
 from benchmarks_md import write_section
 from process_tree import cpu_seconds
 
-from shoplake.config import get_settings
+from shoplake.config import Settings, env_for_children, get_settings
 from shoplake.pipeline.config import load_streaming_config
 from shoplake.runtime import service
 from shoplake.runtime.batch_phases import phases_path
+from shoplake.runtime.jobs import CONTINUOUS
 
 SECTION = "## Streaming service CPU at rest and at a trickle"
 
@@ -59,43 +64,81 @@ def _phase_means(batches: list[dict[str, Any]]) -> dict[str, float]:
     return means | {key: statistics.fmean(r[key] for r in batches) for key in counters}
 
 
+def _idle_and_trickle(lane: Lane, pid: int, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+    """The CPU share of process ``pid`` at rest, then at the trickle; the medallion batches it logged meanwhile."""
+    stop = threading.Event()
+    time.sleep(args.settle_seconds)  # start-up (JVM, first empty triggers) is not at rest
+    idle = _share(pid, args.idle_seconds)
+    producer = threading.Thread(
+        target=produce_steady,
+        args=(lane.settings, args.rate, args.warmup_seconds + args.seconds + 5, stop),
+        daemon=True,
+    )
+    producer.start()
+    try:
+        time.sleep(args.warmup_seconds)
+        before = len(_medallion_batches(log))
+        trickle = _share(pid, args.seconds)
+        batches = _medallion_batches(log)[before:]
+    finally:
+        stop.set()
+        producer.join()
+    return {"idle_pct": idle, "trickle_pct": trickle, "batches": batches}
+
+
+def _floor(lane: Lane, args: argparse.Namespace) -> dict[str, Any]:
+    """The same measurement of Spark's own floor (:mod:`stream_floor`) on the same topic, from its end offsets."""
+    root = lane.root / "floor"
+    env = env_for_children(lane.settings)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("stream_floor.py")), "--root", str(root), "--mode", CONTINUOUS],
+        env=env,
+    )
+    try:
+        res = _idle_and_trickle(lane, proc.pid, args, Path("/nonexistent"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    commits = len(list((root / "checkpoint" / "commits").glob("[0-9]*")))
+    return {"idle_pct": res["idle_pct"], "trickle_pct": res["trickle_pct"], "batches_total": commits}
+
+
+def _latest(settings: Settings) -> Settings:
+    """The lane's settings with a config that starts reading at the topic's end."""
+    doc = tomllib.loads(settings.streaming_config.read_text())
+    doc["source"]["starting_offsets"] = "latest"
+    path = settings.streaming_config.with_name("floor.toml")
+    path.write_text(toml_text(doc))
+    return dataclasses.replace(settings, streaming_config=path)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     settings = get_settings()
     lane = make_lane(settings, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     cfg = load_streaming_config(lane.settings)
-    stop = threading.Event()
     try:
         pid = service.start_background(lane.settings)
-        time.sleep(args.settle_seconds)  # the service's start-up (JVM, first empty triggers) is not at rest
-        idle = _share(pid, args.idle_seconds)
-        producer = threading.Thread(
-            target=produce_steady,
-            args=(lane.settings, args.rate, args.warmup_seconds + args.seconds + 5, stop),
-            daemon=True,
-        )
-        producer.start()
-        time.sleep(args.warmup_seconds)
-        log = phases_path(cfg.metrics_path)
-        before = len(_medallion_batches(log))
-        trickle = _share(pid, args.seconds)
-        batches = _medallion_batches(log)[before:]
-        stop.set()
-        producer.join()
+        try:
+            ours = _idle_and_trickle(lane, pid, args, phases_path(cfg.metrics_path))
+        finally:
+            service.stop_background(lane.settings)
+        # The floor starts at the topic's end: its first batches do not replay what the service already read.
+        floor = _floor(dataclasses.replace(lane, settings=_latest(lane.settings)), args)
     finally:
-        stop.set()
-        service.stop_background(lane.settings)
         cleanup(settings, lane)
     return {
-        "idle_pct": idle,
-        "trickle_pct": trickle,
-        "batches_per_minute": len(batches) * 60 / args.seconds,
-        "phases_ms": _phase_means(batches),
+        "idle_pct": ours["idle_pct"],
+        "trickle_pct": ours["trickle_pct"],
+        "batches_per_minute": len(ours["batches"]) * 60 / args.seconds,
+        "phases_ms": _phase_means(ours["batches"]),
+        "floor": floor,
         "stages": list(cfg.continuous_stages),
         "triggers": {q: cfg.triggers[q] for q in cfg.continuous_stages},
     }
 
 
 def render(args: argparse.Namespace, machine_line: str, res: dict[str, Any]) -> str:
+    floor = res["floor"]
     phases = ", ".join(f"{name} {ms:.0f}" for name, ms in res["phases_ms"].items()) or "-"
     return "\n".join(
         [
@@ -107,12 +150,17 @@ def render(args: argparse.Namespace, machine_line: str, res: dict[str, Any]) -> 
             f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             f"- Service: queries {res['stages']}, triggers {res['triggers']}",
             "- Target (issue 27): <= 5 % of one core at rest, <= 25 % at 100 events/s.",
+            "- Floor: Spark alone on the same topic, trigger and offsets settings, measured the same way right after"
+            " the service: the Kafka source and two plain Delta appends (bronze, silver) per batch, no decode,"
+            f" validation, PostgreSQL or gold ({floor['batches_total']} batches in its whole run).",
             "",
-            "| state | CPU, % of one core |",
-            "| --- | --- |",
-            f"| at rest ({args.idle_seconds:g} s, nothing produced) | {res['idle_pct']:.1f} |",
+            "| state | CPU, % of one core: the service | Spark's floor (`stream_floor.py`) | ratio |",
+            "| --- | --- | --- | --- |",
+            f"| at rest ({args.idle_seconds:g} s, nothing produced) | {res['idle_pct']:.1f} "
+            f"| {floor['idle_pct']:.1f} | {res['idle_pct'] / floor['idle_pct']:.2f} |",
             f"| {args.rate} events/s ({args.seconds:g} s after {args.warmup_seconds:g} s of warm-up) "
-            f"| {res['trickle_pct']:.1f} |",
+            f"| {res['trickle_pct']:.1f} | {floor['trickle_pct']:.1f} "
+            f"| {res['trickle_pct'] / floor['trickle_pct']:.2f} |",
             "",
             f"- At {args.rate} events/s: {res['batches_per_minute']:.1f} medallion batches per minute; per batch, mean"
             f" driver-JVM CPU ms per phase (they overlap: bronze runs beside the rest), wall ms in total"

@@ -454,6 +454,8 @@ def env_for_children(settings: Settings, **extra: Any) -> dict[str, str]:
     env.update(
         SHOPLAKE_HOME=str(settings.home),
         KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        KAFKA_TOPIC=settings.kafka_topic,
+        STREAMING_CONFIG=str(settings.streaming_config),
         SCHEMA_REGISTRY_URL=settings.schema_registry_url,
         POSTGRES_HOST=settings.postgres_host,
         POSTGRES_PORT=str(settings.postgres_port),

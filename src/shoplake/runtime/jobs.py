@@ -70,7 +70,7 @@ def _trigger(writer: DataStreamWriter, mode: str, interval: str) -> DataStreamWr
 
 
 # ---- queries ------------------------------------------------------------------------------------------
-def _kafka_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> DataFrame:
+def kafka_bronze(spark: SparkSession, cfg: StreamingConfig, mode: str) -> DataFrame:
     """The Kafka source of the medallion query, already in the bronze layout.
 
     In continuous mode a trigger with fewer than ``min_offsets_per_trigger`` new records starts no batch until
@@ -106,7 +106,7 @@ def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
         cfg, schema_dict(), load_reference(cfg.reference_dir), target, one_bronze_task=mode == CONTINUOUS
     )
     writer = (
-        _kafka_bronze(spark, cfg, mode)
+        kafka_bronze(spark, cfg, mode)
         .writeStream.queryName("medallion")
         .option("checkpointLocation", str(cfg.checkpoint("medallion")))
         .foreachBatch(body)

@@ -149,7 +149,7 @@ def start_background(settings: Settings) -> int:
     spec = process.ProcessSpec(
         name=PROCESS_NAME,
         argv=[sys.executable, "-m", "shoplake.cli", "stream", "run"],
-        env=env_for_children(settings, STREAMING_CONFIG=str(settings.streaming_config)),
+        env=env_for_children(settings),
         cwd=settings.project_dir,
     )
     holder: dict[str, int] = {}
