@@ -132,7 +132,7 @@ def _add_stack_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 # ---- end of local stack block ----------------------------------------------------------------------------
 
 
-# ---- streaming block (helper C) -----------------------------------------------------------------------------
+# ---- streaming block -----------------------------------------------------------------------------
 def _cmd_stream_run(args: argparse.Namespace, settings: Settings) -> int:
     """Catch-up (--once) or continuous streaming in the foreground."""
     from shoplake.runtime import service
@@ -254,7 +254,7 @@ def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 # ---- end of streaming block ------------------------------------------------------------------------------
 
 
-# ---- warehouse block (helper D): the dbt project via shoplake.warehouse.dbt_runner --------------------------
+# ---- warehouse block: the dbt project via shoplake.warehouse.dbt_runner --------------------------
 def _warehouse_steps(run: Callable[[], list[dbt_runner.StepResult]]) -> int:
     """Print each step's summary; a failed step prints its readable failure report and exits 1."""
     try:
@@ -311,7 +311,7 @@ def _add_warehouse_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
 # ---- end of warehouse block --------------------------------------------------------------------------------
 
 
-# ---- ingestion block (helper B): shoplake ingest --------------------------------------------------------------
+# ---- ingestion block: shoplake ingest --------------------------------------------------------------
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Generate and deliver transactions; exit 0 only when every message was delivered and verified."""
     from datetime import UTC, datetime, timedelta
@@ -378,7 +378,7 @@ def _add_ingest_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 # ---- end of ingestion block ------------------------------------------------------------------------------
 
 
-# ---- ML block (helper E): shoplake train / score (shoplake.ml) -------------------------------------------------
+# ---- ML block: shoplake train / score (shoplake.ml) -------------------------------------------------
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train + evaluate out of time + register; then deploy if the gates pass. Exit 0 either way, 1 on error."""
     from shoplake.ml import deploy, extract, gates, workflow
@@ -447,7 +447,7 @@ def _add_ml_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 # ---- end of ML block -----------------------------------------------------------------------------------------
 
 
-# ---- Airflow / demo block (helper F): shoplake demo (shoplake.demo) -------------------------------------------
+# ---- Airflow / demo block: shoplake demo (shoplake.demo) -------------------------------------------
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """The whole platform through Airflow; exit 1 when a DAG run (or the streaming catch-up) fails."""
     from shoplake.demo import DemoError, DemoOptions, format_summary, run_demo
@@ -501,7 +501,7 @@ def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 # ---- end of Airflow / demo block -----------------------------------------------------------------------------
 
 
-# ---- monitoring block (helper D, session 2): shoplake report / dq ----------------------------------------------
+# ---- monitoring block: shoplake report / dq ----------------------------------------------
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the health report (JSON + HTML); exit 1 when its status is FAIL."""
     from datetime import UTC, datetime

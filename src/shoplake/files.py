@@ -7,7 +7,7 @@ writers of the same target (two report runs, two sessions starting at once) neve
 temporary file, and the rename never crosses a filesystem.
 
 The streaming JSONL logs (per-batch progress, per-batch phases) grow by a line per micro-batch for as long as
-the service runs - ~15 MB a day with five queries on 10-second triggers. :func:`append_line` caps each at
+the service runs, without bound. :func:`append_line` caps each at
 ``max_bytes`` by renaming it to ``<name>.1`` (replacing the previous one) before the line that would cross the
 cap, so the disk holds at most two caps' worth; :func:`tail_lines` reads across the two, so readers of "the
 latest batch" never see a gap right after a rotation.

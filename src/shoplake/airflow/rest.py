@@ -206,8 +206,8 @@ class AirflowClient:
         that unpausing would start at once (:meth:`due_slot`), so no scheduled run starts next to it. A slot
         that falls due *during* the run (the top of the hour, for the ingestion DAG) gets a scheduled run
         too, with the default conf: ``max_active_runs=1`` keeps it queued behind ours, and it is deleted
-        before it starts - the DAG was paused, so nobody asked for it. (It used to start as soon as ours
-        ended: a CI run that crossed 08:00 UTC saw 1,000 default transactions beside the 250 it triggered.)
+        before it starts - the DAG was paused, so nobody asked for it. (Left alone, it would start as soon as
+        ours ended and add the default conf's transactions to the ones the caller asked for.)
         """
         paused = bool(self.request("GET", f"/dags/{dag_id}")["is_paused"])
         run = self.trigger(dag_id, conf, logical_date=self.due_slot(dag_id, datetime.now(UTC)))

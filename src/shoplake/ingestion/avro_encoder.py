@@ -1,7 +1,7 @@
 """Vectorised Avro binary encoding of whole :class:`TransactionBatch` chunks, Confluent-framed.
 
-Encoding record by record with fastavro costs a few microseconds of Python per message, which alone would
-cap ingestion near the 100k msg/s target. The transaction schema is fixed, so this module encodes a whole
+Encoding record by record with fastavro costs Python work per message, which alone would keep ingestion
+from its 100k msg/s target. The transaction schema is fixed, so this module encodes a whole
 chunk with NumPy instead: every field becomes a matrix of bytes plus a per-row length (zig-zag varints for
 longs and string lengths, lookup tables for categorical strings, digit/hex arithmetic for ids and IPs), the
 per-row field offsets are a cumulative sum, and one scatter per field writes all rows into a single buffer.

@@ -48,9 +48,8 @@ charges (3 %).
 
 Device/country novelty works best as *prior uses* (how often this customer used this device / IP
 country before), not as a first-use flag: the second charge of a burst reuses the attacker's device.
-A RandomForest on the features of :mod:`shoplake.ml.features` reaches, out of time on the default world,
-ROC AUC ~0.97-0.98, precision ~0.9 and recall ~0.8-0.85 (the first version of this world: 0.999 / 0.97 /
-0.95): learnable, but roughly one fraud episode in six is hard or impossible to see.
+A RandomForest on the features of :mod:`shoplake.ml.features` learns the default world well out of time,
+but not perfectly: disguised and unreported episodes stay hard or impossible to see (BENCHMARKS.md, "ML").
 """
 
 from __future__ import annotations

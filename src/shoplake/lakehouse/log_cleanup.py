@@ -8,9 +8,8 @@ Why: on a local (or HDFS) file system Delta lists the whole ``_delta_log`` folde
 every append, every streaming read - and Delta's own cleanup is sized for tables committed a few times an
 hour: it runs at checkpoints, deletes only files older than ``delta.logRetentionDuration`` (30 days by
 default), and even with a short retention only up to the start of that UTC day. A table the medallion commits
-to every second therefore kept growing all day: 20,410 log entries after two hours of the two-hour soak, when
-bronze's and silver's appends had become 1.8-2x slower than in its first minutes (BENCHMARKS.md, "Streaming
-soak (several hours)").
+to every second therefore kept growing all day, and bronze's and silver's appends slowed down with it
+(BENCHMARKS.md, "Streaming soak (several hours)").
 
 This cleanup applies the Delta protocol's metadata cleanup with a floor made of what reads the log:
 

@@ -6,8 +6,8 @@ with and without ``txnAppId`` on a new Delta release).
 
 Spark replays the last batch of a query whose sink committed but whose checkpoint did not (a crash between
 the two). ``txnAppId``/``txnVersion`` makes Delta skip such a batch, but Delta 4.4 answers "which version did
-this app commit last?" by rebuilding the table state with Spark jobs on *every* append, ~1 s of CPU per batch
-on the bronze table whatever the batch size. A replay can only be the first batch a query run executes, so
+this app commit last?" by rebuilding the table state with Spark jobs on *every* append, a fixed cost per
+batch on the bronze table whatever the batch size. A replay can only be the first batch a query run executes, so
 the question needs answering once per run:
 
 * every append is tagged in its commit's ``userMetadata`` (``{"shoplake_app": ..., "batch": ...}``);

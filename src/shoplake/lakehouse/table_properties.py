@@ -4,9 +4,9 @@ The medallion appends to bronze and silver every second or two, so what Delta an
 paid per micro-batch:
 
 * ``delta.checkpointInterval``: Delta writes a checkpoint every 10 commits by default, rebuilding the whole
-  table state and writing it as parquet inside the committing batch (~4 CPU-s on two cores), i.e. every
-  tenth batch is seconds late. At 100 that is paid ten times less often; readers replay at most 100 small
-  JSON commits after the last checkpoint (the streaming readers follow the log incrementally anyway).
+  table state and writing it as parquet inside the committing batch, i.e. every tenth batch is late. At 100
+  that is paid ten times less often; readers replay at most 100 small JSON commits after the last checkpoint
+  (the streaming readers follow the log incrementally anyway).
 * ``delta.dataSkippingStatsColumns``: statistics are collected for the first 32 columns by default, i.e.
   nearly all of silver's. Only a few are used for file skipping - ``event_time`` (the dedup lookup of
   :mod:`shoplake.pipeline.silver.dedup`, the ML extract and scorer, the quality audit), ids for point lookups, the Kafka
@@ -14,11 +14,8 @@ paid per micro-batch:
 * ``parquet.enable.dictionary#<column>`` off for columns that are unique per row (ids, raw message bytes):
   a dictionary there only costs CPU before Parquet gives up on it and falls back to plain encoding. Delta
   hands table properties to the Parquet writer's configuration; a ``.option()`` of the write does not (checked).
-Measured (driver JVM CPU, machine load 5-17): the same 500,000 rows appended from a cache, bronze 3.3 -> 1.8
-CPU-s and silver 10.2 -> 3.5 CPU-s (statistics and dictionaries about half each); in a 500,000-event
-catch-up, ``silver_append`` 17.4 -> 8.9 CPU-s (statistics and dictionary columns as first proposed: silver
-without dictionaries for event_time too, statistics without the Kafka position). Only files written
-afterwards change; every Parquet/Delta reader reads both kinds.
+Together they take about half or more off the CPU of a bronze or silver append, statistics and dictionaries
+about equally. Only files written afterwards change; every Parquet/Delta reader reads both kinds.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Read a time window of silver transactions (plus the history its features need) from Delta.
 
-delta-rs (the ``deltalake`` package) reads the table straight into Arrow: no JVM start (10-20 s of a
-SparkSession), partition pruning on ``event_date`` and a row filter on ``event_time``, so a million rows
-arrive in a couple of seconds on two cores. Low-cardinality and id columns are dictionary-encoded on the way
-to pandas, which is what makes the feature code's factorisations nearly free.
+delta-rs (the ``deltalake`` package) reads the table straight into Arrow: no JVM start (a SparkSession's
+start alone would outlast the read), partition pruning on ``event_date`` and a row filter on ``event_time``,
+so the extract is a small part of a training run (BENCHMARKS.md, "ML"). Low-cardinality and id columns are
+dictionary-encoded on the way to pandas, which is what makes the feature code's factorisations nearly free.
 
 Rows come back in a canonical order (event time, then transaction id), so the same window always yields the
 same frame no matter how the table's files happen to be laid out - the basis of reproducible training.
@@ -106,7 +106,7 @@ def to_frame(data: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas in canonical order with the id/category columns dictionary-encoded.
 
     Encoding comes first: reordering a dictionary column moves 4-byte indices, not strings. The unique
-    ``transaction_id`` stays Arrow-backed (``pd.ArrowDtype``): turning ~2M ids into Python strings was the
+    ``transaction_id`` stays Arrow-backed (``pd.ArrowDtype``): turning the ids into Python strings was the
     largest single cost of a scoring run, and its only consumers (ordering, the scores table) want Arrow.
     Columns are encoded and reordered on two threads (Arrow's kernels release the GIL; each column's result
     is the same whichever thread computes it).

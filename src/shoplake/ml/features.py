@@ -127,7 +127,7 @@ class _Timeline:
 
     One int64 key ``group * span + (time - t0)`` orders the events; a window start is a ``searchsorted``
     of ``key - w`` (clipped to the group). Queries run in timeline order, where the needles are already
-    sorted, so ``searchsorted`` walks the keys once (10x faster than querying in row order), and only the
+    sorted, so ``searchsorted`` walks the keys once (far cheaper than querying in row order), and only the
     target rows are queried: scoring a day with two weeks of history costs the sort, not two weeks of queries.
     Results come back in :attr:`rows` order (the target rows as this timeline visits them).
     """
@@ -193,7 +193,7 @@ def group_time_order(group: I64, t: I64) -> I64 | None:
     Frames from :func:`shoplake.ml.extract.to_frame` arrive sorted by time. Then a stable sort by the group
     code alone is the same permutation (rows of a group keep row order, which is time order, ties included),
     and NumPy's stable sort of 16-bit values is a radix sort: one or two linear passes over 16-bit halves
-    instead of an n log n sort of int64 keys - on a 2M-row frame the difference is most of the sorting time.
+    instead of an n log n sort of int64 keys - on a large frame the difference is most of the sorting time.
     ``None`` when the shortcut does not apply (unsorted times, negative codes, codes of 32 bits or more).
     """
     if len(t) < 2:

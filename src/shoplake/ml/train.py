@@ -126,7 +126,7 @@ def model_input(model: Pipeline, features: pd.DataFrame) -> npt.NDArray[np.float
     Same values as ``model.named_steps["preprocess"].transform`` (numbers through, each category to its
     position in the encoder's fitted ``categories_``, unknown -1) - a unit test holds the two equal - but
     without the encoder's per-row dictionary lookups over object arrays and the float64 copy the forest
-    would cast to float32 anyway: on a million rows this was half of the prediction time.
+    would cast to float32 anyway, which were about half of the prediction time.
     """
     preprocess = model.named_steps["preprocess"]
     columns = {name: list(cols) for name, _, cols in preprocess.transformers_ if name != "remainder"}

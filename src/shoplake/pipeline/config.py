@@ -68,7 +68,7 @@ class StreamingConfig:
     min_offsets_per_trigger: int = 1_000
     max_trigger_delay_s: int = 5
     # Valid rows of a medallion batch up to which PostgreSQL is loaded from the driver (one transaction, no
-    # Python worker round trip: ~200 ms less per batch, which is what freshness is made of); above it the
+    # Python worker round trip: a fixed cost less per batch, which is what freshness is made of); above it the
     # executors load it partition by partition, so the driver's memory stays bounded. 0: always executors.
     warehouse_driver_load_max_rows: int = 50_000
     driver_memory: str = "2g"

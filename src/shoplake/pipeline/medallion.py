@@ -37,11 +37,12 @@ class MedallionBatch(Refiner):
     through :class:`ReplayGuard` (a replayed batch's append is skipped); the batch fails if either side does.
 
     ``one_bronze_task`` (continuous mode) writes a batch's bronze rows in one task: one file per date
-    partition instead of one per Kafka partition. A second's records are well under a MB, and ~3 files a
-    second were ~4,700 in 30 minutes that the compaction then had to combine. The batch's size is not known
+    partition instead of one per Kafka partition. A second's records are well under a MB, and a file per
+    Kafka partition every second left thousands of small files for every reader and the compaction
+    (BENCHMARKS.md, "Streaming files per batch"). The batch's size is not known
     before the append (it runs beside the decode), so a large batch after a restart is written by one task
     too - on one core while the decode has the other, into files the compaction leaves alone. Catch-up keeps
-    a task per Kafka range: there the append is a third of the batch and wants both cores.
+    a task per Kafka range: there the append is a large share of the batch and wants both cores.
     """
 
     target: WarehouseTable

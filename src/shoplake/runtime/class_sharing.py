@@ -4,16 +4,14 @@ Workaround for: a fresh Spark 4.2 driver JVM spends seconds loading classes and 
 first batch; Spark ships no class-data or AOT cache of its own. Needs Java 25.0.3+ (JEP 483/514/515). Delete
 when orchestrated catch-ups run on a warm driver (a long-lived Spark Connect server) or Spark ships a cache.
 
-An orchestrated catch-up (the Airflow streaming DAG, ``shoplake stream run --once``) starts a fresh driver JVM.
-Measured on a 500,000-event medallion catch-up (``bench/bench_streaming.py --core-only``), about half of the
-cold run's CPU is the JVM warming up: the JIT compiler threads alone used 27-30 CPU-s of 72 driver-JVM CPU-s,
-and the session start (loading and verifying Spark's classes) took 15-30 s wall. Java 25's AOT cache
-(JEP 483/514/515) stores, from one training run, the classes already parsed, verified and linked plus the
-methods' execution profiles, so the next JVM maps the classes instead of loading them and C2 compiles hot
-methods from recorded profiles instead of profiling them first. Measured on a loaded machine (load 5-10): the
-catch-up stage 83.4-88.5 CPU-s without the cache (Java 17 or 25) -> 72.7-75.5 CPU-s with it (C2 compile
-21-23 -> 18 CPU-s), session start 15-30 -> 4-14 s wall (driver JVM CPU before the first batch ~10 -> ~6 s).
-The first (training) run costs about what a run without the cache does, plus writing the cache.
+An orchestrated catch-up (the Airflow streaming DAG, ``shoplake stream run --once``) starts a fresh driver JVM,
+and about half of a cold catch-up's CPU is that JVM warming up: the JIT compiler threads above all, plus a
+session start spent loading and verifying Spark's classes. Java 25's AOT cache (JEP 483/514/515) stores, from
+one training run, the classes already parsed, verified and linked plus the methods' execution profiles, so the
+next JVM maps the classes instead of loading them and C2 compiles hot methods from recorded profiles instead of
+profiling them first: the session starts in a fraction of the time and the catch-up costs less CPU (BENCHMARKS.md,
+"Streaming", with and without the cache). The first (training) run costs about what a run without the cache
+does, plus writing the cache.
 
 How the cache lives (``{SHOPLAKE_HOME}/spark/aot``):
 
@@ -23,7 +21,7 @@ How the cache lives (``{SHOPLAKE_HOME}/spark/aot``):
   path and JVM options itself) is ignored by the JVM with a warning on its console, and the run goes on without
   it (``-XX:AOTMode`` stays at its default, ``auto``).
 * No cache yet: this JVM trains. ``-XX:AOTCacheOutput`` makes the JVM write the cache when it exits (PySpark's
-  JVM exits when its stdin closes; the write takes ~5-10 s in a child JVM), to a part file named with the JVM's
+  JVM exits when its stdin closes; the write takes seconds), to a part file named with the JVM's
   pid. The Python process waits for it at exit (``session._await_driver_exit``), so a supervisor that kills the
   task's process group (Airflow) does not cut the write short. The next start promotes a part whose JVM has
   exited and whose header is written - HotSpot writes the header last, so a JVM killed mid-write leaves a part

@@ -33,29 +33,29 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # glibc malloc arenas per process (its default is 8 per core). The streaming driver JVM starts and ends threads
-# all the time (140-330 live between samples 20 s apart: Delta commits, Kafka fetches, shuffle, state store
-# maintenance); a thread that mallocs may get an arena of its own, and memory it frees stays cached in that
-# arena. Measured over an 8-minute freshness run: 18 arenas holding 346 MB resident by default, still growing,
-# against 2 arenas holding 117 MB (what the JVM's own mallocs need, per native memory tracking) with this cap.
+# all the time (Delta commits, Kafka fetches, shuffle, state store maintenance); a thread that mallocs may get
+# an arena of its own, and memory it frees stays cached in that arena. By default the arenas multiply and their
+# resident memory keeps growing over a freshness run; with this cap it stays near what the JVM's own mallocs
+# need (per native memory tracking).
 MALLOC_ARENAS: Final = "2"
 # The session conf holding what a short session's driver did with its AOT cache (use, train, none); unset = off.
 AOT_ACTION_CONF: Final = "spark.shoplake.aotCache"
 
-# Spark compiles code for plans as micro-batches run (~400 classes a minute in the continuous service, each
+# Spark compiles code for plans as micro-batches run (a steady stream of classes in the continuous service, each
 # generated class in a class loader of its own); classes no longer used, their metadata and their JIT-compiled
 # code are freed only when a GC unloads them: a concurrent cycle or a full GC, which a pinned heap with a small
 # live set seldom needs. The only other trigger is Metaspace reaching its GC threshold, which by default is
-# reset to ~1.7x what is in use after each cycle (measured: threshold 396 MB at 241 MB in use, 1,305 dead
-# classes unloaded at once after minutes of none). 10-20 % head room makes Metaspace growth itself start the
-# next unloading cycle (concurrent: no pause beyond a young GC); measured, Metaspace stayed at ~200 MB after
-# the warm-up instead of growing ~5 MB/min. Each cycle costs a concurrent mark of the heap (~1 per minute).
+# reset well above what is in use after each cycle, so dead classes pile up for minutes between unloadings.
+# 10-20 % head room makes Metaspace growth itself start the next unloading cycle (concurrent: no pause beyond a
+# young GC), so Metaspace stays flat after the warm-up instead of growing. Each cycle costs a concurrent mark
+# of the heap.
 METASPACE_GC_OPTIONS: Final = ("-XX:MinMetaspaceFreeRatio=10", "-XX:MaxMetaspaceFreeRatio=20")
 
 # glibc keeps memory that native code frees (C2 compiler arenas, zlib, RocksDB) in its arenas for reuse and
-# returns it to the OS only from the top of an arena. Measured in the service's driver: a manual trim
-# (jcmd System.trim_native_heap) released 50 MB twice, and the minutes after each cached as much again; the
-# arenas held ~100 MB more than native memory tracking counts as allocated. The JVM trims its C heap itself
-# at this interval (an option of JDK 17.0.9+/21.0.1+; left out on a JVM that does not know it).
+# returns it to the OS only from the top of an arena, so the service's driver held noticeably more than native
+# memory tracking counts as allocated, and a manual trim (jcmd System.trim_native_heap) was soon undone. The JVM
+# trims its C heap itself at this interval (an option of JDK 17.0.9+/21.0.1+; left out on a JVM that does not
+# know it).
 TRIM_NATIVE_HEAP_OPTION: Final = "-XX:TrimNativeHeapInterval=10000"
 
 
@@ -91,15 +91,14 @@ def driver_java_options(spark_dir: Path, driver_memory: str, *, long_running: bo
     A long-running driver (the continuous service) starts with its whole heap committed and touched
     (``-Xms`` = ``-Xmx``, ``-XX:+AlwaysPreTouch``): G1 otherwise grows the committed heap towards ``-Xmx``
     whenever GC time looks high - which it does on a loaded 2-core machine - and gives it back only after a
-    full or concurrent cycle that a steady stream rarely triggers. That growth was +1.3 GB of the driver's RSS
-    climb over a 6-minute freshness run (native memory tracking: ``Java Heap`` committed), while the live heap
-    stayed a few hundred MB - read as a leak. Pinned, the service's footprint is known the moment it starts
+    full or concurrent cycle that a steady stream rarely triggers. That growth was most of the driver's RSS
+    climb in a freshness run (native memory tracking: ``Java Heap`` committed), while the live heap stayed
+    small - read as a leak. Pinned, the service's footprint is known the moment it starts
     (an oversized ``driver_memory`` fails then, not hours later), and what still grows afterwards is native:
     Metaspace (kept close to what is in use: ``METASPACE_GC_OPTIONS``), freed C heap that glibc keeps
-    (``TRIM_NATIVE_HEAP_OPTION``), thread stacks and JIT code (still +5-10 MB/min in the first 10 minutes,
-    bounded by the 240 MB code cache). RocksDB
-    is not among them at this size: the gold state is ~13 MB on disk after a 10-minute run at 2,000 events/s,
-    far below the state store cap below. Short sessions (tests, catch-up runs, the ML extract) keep the
+    (``TRIM_NATIVE_HEAP_OPTION``), thread stacks and JIT code (growing in the first minutes, bounded by the
+    240 MB code cache). RocksDB is not among them at this size: the gold state stays small on disk, far below
+    the state store cap below. Short sessions (tests, catch-up runs, the ML extract) keep the
     lazily grown heap and the JVM's defaults.
     """
     options = [f"-Dderby.system.home={spark_dir / 'derby'}"]
@@ -182,8 +181,8 @@ def spark_conf(
         # checksummed one: Hadoop's ``FileSystem.getLocal`` casts it to ``LocalFileSystem``.
         "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
         # Delta rebuilds a table's snapshot (log replay) with 50 tasks by default, and a bronze/quarantine append
-        # replays the log once per micro-batch (its txnAppId check): one task is cheapest for logs this size
-        # (measured: -20 % CPU per append, -40 % per silver read; bench/bench_medallion_batch.py).
+        # replays the log once per micro-batch (its txnAppId check): one task is cheapest for logs this size,
+        # for appends and silver reads alike.
         "spark.databricks.delta.snapshotPartitions": "1",
     }
     if aot is not None:
@@ -217,7 +216,7 @@ def spark_session(
 
     ``aot_cache``: a short, repeated run (an orchestrated catch-up or maintenance run) starts its driver from an
     AOT cache on a Java 25 when ``SPARK_AOT_CACHE`` allows (see :mod:`.class_sharing`). Opt-in, because the first
-    run of each application trains the cache (~235 MB, ~5-10 s written at exit) and pays off only on later runs:
+    run of each application trains the cache (hundreds of MB, written at exit) and pays off only on later runs:
     one-off sessions (tests, the ML extract) would pay without gaining. The continuous service never uses it.
     """
     find_java(_SPARK_MIN_JAVA)
@@ -266,7 +265,8 @@ def spark_session(
     return session
 
 
-# How long a process whose driver trains the AOT cache waits at exit for the JVM to write it (~5-10 s measured).
+# How long a process whose driver trains the AOT cache waits at exit for the JVM to write it (the write itself
+# takes seconds).
 _TRAINING_EXIT_TIMEOUT: Final = 300.0
 
 

@@ -210,8 +210,9 @@ def _warm_execution_api(settings: Settings, timeout: float) -> None:
     """Make the api-server build its execution API now, not when the first task starts.
 
     The api-server assembles the task execution API on its first request there; with one worker that
-    blocks every request for ~17 s at load 18 (measured: the first task's ``PATCH .../run`` took 17.1 s and
-    the REST polls waited behind it). Paying it during ``shoplake up`` keeps it out of the first DAG run.
+    blocks every request for many seconds on a loaded machine (the first task's ``PATCH .../run`` and the
+    REST polls wait behind it; BENCHMARKS.md, "Airflow / demo"). Paying it during ``shoplake up`` keeps it
+    out of the first DAG run.
     """
     with urllib.request.urlopen(f"{api_url(settings)}/execution/health", timeout=timeout) as resp:
         resp.read()

@@ -1,7 +1,7 @@
 """Which of a micro-batch's ``transaction_id``s silver already holds, answered without a Spark job.
 
 The dedup check used to be a Spark read of silver joined with the batch: Delta rebuilt the table state for
-file skipping and ran two to three jobs, ~1.5 s of a 4-second batch on two cores, whatever the batch size.
+file skipping and ran two to three jobs, a large share of every batch on two cores, whatever its size.
 This lookup works from the Delta log instead: :mod:`shoplake.lakehouse.file_index` follows silver's files and each one's
 ``event_time`` min/max commit by commit, and only the ``transaction_id`` column of the files whose range
 overlaps the batch is read. Parquet files are immutable, so the ids of the files the last batch overlapped

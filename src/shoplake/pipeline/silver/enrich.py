@@ -135,8 +135,8 @@ def enrich(silver: DataFrame, ref: ReferenceData) -> DataFrame:
     return silver.withColumns(_enrichment_columns(ref))
 
 
-# ReferenceData -> its enrichment expressions. The literal maps are ~2,000 py4j calls to compose (~150 ms of
-# driver time per micro-batch, measured); a query loads its reference data once, so they are composed once.
+# ReferenceData -> its enrichment expressions. The literal maps take thousands of py4j calls to compose, driver
+# time every micro-batch would pay; a query loads its reference data once, so they are composed once.
 # Keyed by identity and holding the ReferenceData itself, so an id is never reused while its entry lives.
 _COMPOSED: dict[int, tuple[ReferenceData, dict[str, Column]]] = {}
 _COMPOSED_MAX: Final = 8

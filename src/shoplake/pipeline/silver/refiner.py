@@ -103,7 +103,7 @@ class Refiner:
         finally:
             checked.unpersist()
             # The batch's Arrow copies are garbage now; mimalloc (pyarrow's pool) keeps freed pages for reuse
-            # unless told otherwise, and a long-running driver's RSS climbed with them (~15 MB/min measured).
+            # unless told otherwise, and a long-running driver's RSS climbed with them minute by minute.
             pa.default_memory_pool().release_unused()
 
     def _write_small_batch(
@@ -113,9 +113,9 @@ class Refiner:
 
         The valid rows come to the driver as Arrow once: the dedup lookup takes the ids from that table, and
         the rows PostgreSQL gets are that table minus what the lookup drops, filtered here - no second Spark
-        job, which a driver-side load of the ids-only collect below needed (~70 ms per 4,000-event batch).
-        The load then runs from the driver in one transaction: the executor path costs ~200 ms more per batch
-        (a Python worker round trip), and that fixed cost is what freshness is made of. The silver append
+        job, which a driver-side load of the ids-only collect below needed. The load then runs from the driver
+        in one transaction: the executor path adds a Python worker round trip per batch, and that fixed cost is
+        what freshness is made of. The silver append
         reads the same cached frame; when something is dropped, Spark keeps the same first copies
         (:func:`first_per_transaction`'s Kafka order is total), so silver and PostgreSQL hold the same rows.
         """
@@ -138,8 +138,8 @@ class Refiner:
             log.info("%s rows inserted or changed in PostgreSQL", changed)
             with phases.phase("silver_append"):
                 # One task, so one file per event date: a batch of at most driver_load_max_rows rows is a
-                # few MB, and split over the Kafka partitions it made ~3 files a second (~4,700 per table in
-                # 30 minutes at 2,000 events/s) that every reader of the day and the compaction then paid for.
+                # few MB, and split over the Kafka partitions it made several small files a second that every
+                # reader of the day and the compaction then paid for (BENCHMARKS.md, "Streaming files per batch").
                 self._append(new.coalesce(1))
         finally:
             rows.unpersist()
@@ -181,7 +181,7 @@ class Refiner:
         A failure part-way leaves some partitions loaded and silver not committed: the replayed batch computes
         the same rows (silver still lacks them) and the keyed upsert overwrites every one of them with what
         silver then commits - the guarantee one big transaction gave, without collecting the batch on the
-        driver (a 1,000,000-event batch collected whole ran the 2 GB driver out of memory).
+        driver (a large catch-up batch collected whole runs the driver out of memory).
         """
         schema = from_arrow_schema(LOADED_SCHEMA)
         loaded = rows.mapInArrow(partition_loader(warehouse), schema).collect()  # one row per partition

@@ -188,8 +188,8 @@ def validate(decoded: DataFrame, *, max_event_age_days: int = 3650, max_clock_sk
 def _validation_columns(max_event_age_days: int, max_clock_skew_minutes: int) -> tuple[Column, Column]:
     """The ``reason`` and ``detail`` expressions, composed once per limits and reused by every micro-batch.
 
-    Composing them is ~100 rule expressions and literal lists, each a py4j round trip to the JVM: ~200 ms of
-    driver time that every micro-batch paid before its first task (measured). Columns are unresolved
+    Composing them is ~100 rule expressions and literal lists, each a py4j round trip to the JVM: driver time
+    that every micro-batch paid before its first task. Columns are unresolved
     expressions, bound to no DataFrame, so one copy serves every batch.
     """
     checks = _rules(max_event_age_days, max_clock_skew_minutes)

@@ -4,12 +4,12 @@ Workaround for: Spark 4.2's ``from_avro`` neither strips the Confluent wire form
 from a Schema Registry, and fastavro decodes one record per Python call. Delete when Spark's Avro reader
 accepts Confluent-framed records with a registry (it does on Databricks only).
 
-Per-record decoding (fastavro, :meth:`Decoder.decode`) costs a Python call per message and capped silver at
-~20k records/s per core; Spark's ``from_avro`` plus the byte-exact checks it needs was no faster here. A flat
+Per-record decoding (fastavro, :meth:`Decoder.decode`) costs a Python call per message, which capped silver's
+throughput; Spark's ``from_avro`` plus the byte-exact checks it needs was no faster here. A flat
 record's binary encoding is simple enough to walk for all rows together: one read position per row, and
 per field one vectorised step - a zig-zag varint (longs, ints, lengths, union branches), a byte (booleans),
 fixed little-endian bytes (doubles/floats) or a length-prefixed byte range gathered into an Arrow buffer
-(strings/bytes). The step for 10,000 rows costs what one Python call per row would cost for a handful.
+(strings/bytes). A batch costs a few NumPy calls per field, not a Python call per record.
 
 A row is decoded here only when it is unambiguously a well-formed record of the reader schema:
 
