@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV_RUN := uv run --frozen
 
-.PHONY: bootstrap demo test test-unit lint bench up down status
+.PHONY: bootstrap demo test test-unit lint bench bench-quick up down status
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,7 +23,10 @@ lint: bootstrap
 	$(UV_RUN) mypy
 
 bench: bootstrap
-	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(UV_RUN) python "$$script"; done
+	$(UV_RUN) python -m bench
+
+bench-quick: bootstrap
+	$(UV_RUN) python -m bench --quick
 
 up: bootstrap
 	$(UV_RUN) shoplake up

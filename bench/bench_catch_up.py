@@ -7,7 +7,7 @@ and reports its wall time, the process tree's CPU, each query's seconds as the c
 files in each gold table afterwards (the small-file figure: gold is partitioned by day).
 
 Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
-``.venv/bin/python bench/bench_catch_up.py [--n 5000] [--days 21] [--runs 2] [--no-write]``
+``.venv/bin/python -m bench.bench_catch_up [--n 5000] [--days 21] [--runs 2] [--no-write]``
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_streaming import drop_schema, lane_config, machine
-from benchmarks_md import write_section
 from deltalake import DeltaTable
-from process_tree import cpu_seconds, loadavg
 
+from bench.bench_streaming import drop_schema, lane_config, machine
+from bench.benchmarks_md import write_section
+from bench.process_tree import cpu_seconds, loadavg
 from shoplake.config import Settings, env_for_children, get_settings
 from shoplake.pipeline.config import StreamingConfig
 from shoplake.runtime.batch_phases import phases_path
@@ -101,10 +101,10 @@ def catch_up(settings: Settings, n: int, days: float) -> dict[str, Any]:
     floor_load, before = loadavg(), cpu_seconds()
     started = time.perf_counter()
     floor_root = cfg.checkpoint_root.parent / "floor"
-    script = Path(__file__).with_name("stream_floor.py")
     subprocess.run(
-        [sys.executable, str(script), "--root", str(floor_root), "--mode", CATCH_UP],
+        [sys.executable, "-m", "bench.stream_floor", "--root", str(floor_root), "--mode", CATCH_UP],
         env=env,
+        cwd=settings.project_dir,
         timeout=1800,
         check=True,
     )
@@ -128,13 +128,13 @@ def render(n: int, days: float, machine_line: str, results: list[dict[str, Any]]
     lines = [
         SECTION,
         "",
-        f"- Command: `.venv/bin/python bench/bench_catch_up.py --n {n} --days {days:g} --runs {len(results)}`",
+        f"- Command: `.venv/bin/python -m bench.bench_catch_up --n {n} --days {days:g} --runs {len(results)}`",
         f"- Machine: {machine_line}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- What: {n:,} generated events over {days:g} days, then `shoplake stream run --once` in a fresh process"
         " (JVM and Spark session start, medallion, gold); target (issue 27) <= 25 s wall, <= 48 files per gold"
         " table.",
-        "- Floor: right after each run, Spark alone on the same topic in a fresh process (`stream_floor.py`, no"
+        "- Floor: right after each run, Spark alone on the same topic in a fresh process (`bench.stream_floor`, no"
         " AOT cache): session start, the same Kafka source, two plain Delta appends (bronze, silver); no decode,"
         " validation, PostgreSQL or gold.",
         "",

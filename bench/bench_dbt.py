@@ -6,12 +6,12 @@ the dbt_orchestration DAG run (isolated dbt child, one per call).
 
 Setup (not timed): PostgreSQL from the local stack, a dedicated database ``shoplake_dbt_bench`` (dropped
 and recreated, so nobody's warehouse is touched), raw.transactions filled through the streaming sink's
-upsert with rows from the ingestion generator (tests/integration/raw_loader.py). The history is loaded
+upsert with rows from the ingestion generator (:mod:`shoplake.warehouse.raw_loader`). The history is loaded
 first and stamped as loaded an hour ago (outside the incremental lookback window, as it would be by the
 next 6-hourly DAG run); the 10,000 new transactions are loaded after the full build, as the stream would
 deliver them.
 
-Usage: python bench/bench_dbt.py [--rows 1000000] [--topup 10000] [--no-write]
+Usage: python -m bench.bench_dbt [--rows 1000000] [--topup 10000] [--no-write]
 Writes the "Warehouse (dbt)" section of BENCHMARKS.md unless --no-write.
 """
 
@@ -30,14 +30,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench.benchmarks_md import write_section
 from shoplake import stack as local_stack
 from shoplake.config import Settings, get_settings
 from shoplake.stack import postgres
-from shoplake.warehouse import dbt_runner
-
-sys.path.insert(0, str(get_settings().project_dir))  # tests/integration/raw_loader.py is shared with the tests
-from benchmarks_md import write_section
-from tests.integration import raw_loader
+from shoplake.warehouse import dbt_runner, raw_loader
 
 BENCH_DB = "shoplake_dbt_bench"
 SECTION = "## Warehouse (dbt)"
@@ -149,7 +146,7 @@ def main() -> int:
     text = f"""{SECTION}
 
 Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
-Command: `python bench/bench_dbt.py --rows {args.rows} --topup {args.topup}` (PostgreSQL 15 from the local stack,
+Command: `python -m bench.bench_dbt --rows {args.rows} --topup {args.topup}` (PostgreSQL 15 from the local stack,
 dedicated database, raw.transactions filled by the streaming sink's upsert with generator rows).
 
 | measurement | wall clock | CPU (dbt + PostgreSQL) | target | |

@@ -5,7 +5,7 @@ Memory = the summed RSS, sampled every second, of every supervised service's pro
 Spark catch-up). ``--cold-stack`` stops the stack first so the figure includes starting every service
 (dependencies and JVM artifacts are installed either way: "warm machine").
 
-    python bench/bench_demo.py [--transactions 5000] [--cold-stack]
+    python -m bench.bench_demo [--transactions 5000] [--cold-stack]
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.system().lower()}",
         "load_1min_before": round(load_before, 1),
-        "command": " ".join(["python bench/bench_demo.py", *sys.argv[1:]]),
+        "command": " ".join(["python -m bench.bench_demo", *sys.argv[1:]]),
         "exit_code": proc.returncode,
         "demo_seconds": round(elapsed, 1),
         "peak_stack_rss_gb": round(peak / 2**30, 2),

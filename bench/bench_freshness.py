@@ -60,9 +60,11 @@ from typing import Any, Final
 import numpy as np
 import psycopg
 import pyarrow.parquet as pq
-from benchmarks_md import write_section
 from confluent_kafka import Producer
-from freshness_tail import (
+from psycopg import sql
+
+from bench.benchmarks_md import write_section
+from bench.freshness_tail import (
     MEDALLION,
     CheckpointTimes,
     Commit,
@@ -73,17 +75,15 @@ from freshness_tail import (
     read_phases,
     render_compactions,
 )
-from freshness_tail import render as render_tail
-from gold_trend import render as render_gold_trend
-from gold_trend import trend as gold_trend
-from medallion_trend import render as render_medallion_trend
-from medallion_trend import slices as medallion_slices
-from native_memory import NativeMemory, with_tracking
-from native_memory import render as render_native_memory
-from process_tree import cpu_seconds, loadavg, read, tree
-from psycopg import sql
-from rate_search import Probe, judge, parse_rates, render_probes, search
-
+from bench.freshness_tail import render as render_tail
+from bench.gold_trend import render as render_gold_trend
+from bench.gold_trend import trend as gold_trend
+from bench.medallion_trend import render as render_medallion_trend
+from bench.medallion_trend import slices as medallion_slices
+from bench.native_memory import NativeMemory, with_tracking
+from bench.native_memory import render as render_native_memory
+from bench.process_tree import cpu_seconds, loadavg, read, tree
+from bench.rate_search import Probe, judge, parse_rates, render_probes, search
 from shoplake.config import Settings, get_settings
 from shoplake.ingestion.avro_encoder import KEY_WIDTH, encode_batch
 from shoplake.ingestion.generator import generate
@@ -491,7 +491,7 @@ def render(args: argparse.Namespace, load: dict[str, str], produced: dict[str, A
         section,
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores (nproc), shared.",
-        f"- Command: `.venv/bin/python bench/bench_freshness.py --rate {args.rate} --minutes {args.minutes:g}"
+        f"- Command: `.venv/bin/python -m bench.bench_freshness --rate {args.rate} --minutes {args.minutes:g}"
         + (f" --section {args.section}" if args.section != "freshness" else "")
         + (f" --find-rate {args.find_rate} --probe-seconds {args.probe_seconds:g}" if args.find_rate else "")
         + (" --native-memory" if args.native_memory else "")

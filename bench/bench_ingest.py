@@ -13,7 +13,7 @@ platform's real topic is not flooded:
 * **naive** - what most public demos do: a Python dict per transaction built with ``random``/``uuid``,
   serialised one by one with confluent-kafka's ``AvroSerializer``, then ``produce`` with a callback.
 
-Usage: ``python bench/bench_ingest.py [--n 1000000] [--naive 50000] [--no-write]`` (with the usual
+Usage: ``python -m bench.bench_ingest [--n 1000000] [--naive 50000] [--no-write]`` (with the usual
 environment; Kafka and the registry must be up: ``shoplake up kafka registry``).
 """
 
@@ -31,10 +31,10 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from benchmarks_md import write_section
-
+from bench.benchmarks_md import write_section
 from shoplake.config import Settings, get_settings
 from shoplake.ingestion.producer import PRODUCER_TUNING
 
@@ -141,7 +141,11 @@ def child_naive(n: int) -> dict[str, Any]:
 
 def run_child(mode: str, n: int) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--n", str(n)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "bench.bench_ingest", "--child", mode, "--n", str(n)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
     )
     if proc.returncode != 0:
         raise SystemExit(f"{mode} child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -230,7 +234,7 @@ def render(args: argparse.Namespace, load: str, res: dict[str, Any]) -> str:
         "",
         f"- Machine: {load}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Command: `.venv/bin/python bench/bench_ingest.py --n {args.n} --naive {args.naive}`",
+        f"- Command: `.venv/bin/python -m bench.bench_ingest --n {args.n} --naive {args.naive}`",
         "- Broker: the local single-node Kafka of `shoplake up kafka` on the same machine (it shares the 2 cores).",
         "- Producer settings (all three): enable.idempotence, acks=all, lz4, linger.ms=20, batch.size=1 MB.",
         f"- Record size: {res['record_size']} bytes (mean Confluent-framed Avro transaction).",

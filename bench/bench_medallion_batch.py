@@ -10,7 +10,7 @@ the first (``batch_phases.jsonl``, :mod:`shoplake.runtime.batch_phases`), plus S
 code compilations per batch, the whole process tree's CPU and the load average.
 
 Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
-``.venv/bin/python bench/bench_medallion_batch.py --batches 12 --batch-size 4000``
+``.venv/bin/python -m bench.bench_medallion_batch --batches 12 --batch-size 4000``
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_freshness import cleanup, make_lane, produce_steady, toml_text
-from benchmarks_md import write_section
-from process_tree import cpu_seconds, loadavg
-
+from bench.bench_freshness import cleanup, make_lane, produce_steady, toml_text
+from bench.benchmarks_md import write_section
+from bench.process_tree import cpu_seconds, loadavg
 from shoplake.config import get_settings
 from shoplake.pipeline.config import load_streaming_config
 from shoplake.runtime.batch_phases import phases_path
@@ -79,7 +78,7 @@ def main() -> int:
             SECTION,
             "",
             f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores (nproc), shared.",
-            f"- Command: `.venv/bin/python bench/bench_medallion_batch.py --batches {args.batches} "
+            f"- Command: `.venv/bin/python -m bench.bench_medallion_batch --batches {args.batches} "
             f"--batch-size {args.batch_size}`",
             f"- {summary}.",
             "",

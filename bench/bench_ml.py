@@ -13,7 +13,7 @@ Measured:
   ``gold/fraud_scores`` table - target >= 100,000 tx/s - plus the model's in-memory inference rate.
 
 Results replace the "ML" section of BENCHMARKS.md.
-Usage: ``python bench/bench_ml.py [--transactions N] [--no-write]`` (with the usual environment).
+Usage: ``python -m bench.bench_ml [--transactions N] [--no-write]`` (with the usual environment).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks_md import write_section
-
+from bench.benchmarks_md import write_section
 from shoplake import stack
 from shoplake.config import Settings, get_settings
 from shoplake.ml import deploy, gates, sample_data, scoring, train, workflow
@@ -126,7 +125,7 @@ def render(r: Measured) -> str:
         f"(1/5/15 min) before {r.load_before}, after {r.load_after} (above ~2 other work shared the 2 cores and wall "
         "times are pessimistic); this process's CPU time is given too",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "- Command: `.venv/bin/python bench/bench_ml.py`",
+        "- Command: `.venv/bin/python -m bench.bench_ml`",
         f"- Data: the generator's default world at its default {PER_DAY:,} transactions/day, in a silver-shaped "
         "Delta table read with delta-rs; training window = the first 1M transactions (20 days)",
         "",

@@ -10,7 +10,7 @@ Starts the service (every configured query, as ``shoplake stream start``) on a p
 It also reports how many medallion batches ran per minute at the trickle and the mean of each of their phases
 (``batch_phases.jsonl``): at a trickle a batch's cost is its fixed cost, and the phases say where it goes.
 Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
-``.venv/bin/python bench/bench_service_cpu.py [--rate 100] [--seconds 120] [--no-write]``
+``.venv/bin/python -m bench.bench_service_cpu [--rate 100] [--seconds 120] [--no-write]``
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_freshness import Lane, cleanup, make_lane, produce_steady, toml_text
-from bench_streaming import machine
-from benchmarks_md import write_section
-from process_tree import cpu_seconds
-
+from bench.bench_freshness import Lane, cleanup, make_lane, produce_steady, toml_text
+from bench.bench_streaming import machine
+from bench.benchmarks_md import write_section
+from bench.process_tree import cpu_seconds
 from shoplake.config import Settings, env_for_children, get_settings
 from shoplake.pipeline.config import load_streaming_config
 from shoplake.runtime import service
@@ -87,12 +86,13 @@ def _idle_and_trickle(lane: Lane, pid: int, args: argparse.Namespace, log: Path)
 
 
 def _floor(lane: Lane, args: argparse.Namespace) -> dict[str, Any]:
-    """The same measurement of Spark's own floor (:mod:`stream_floor`) on the same topic, from its end offsets."""
+    """The same measurement of Spark's own floor (:mod:`bench.stream_floor`) on the same topic, from its end offsets."""
     root = lane.root / "floor"
     env = env_for_children(lane.settings)
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("stream_floor.py")), "--root", str(root), "--mode", CONTINUOUS],
+        [sys.executable, "-m", "bench.stream_floor", "--root", str(root), "--mode", CONTINUOUS],
         env=env,
+        cwd=lane.settings.project_dir,
     )
     try:
         res = _idle_and_trickle(lane, proc.pid, args, Path("/nonexistent"))
@@ -144,7 +144,7 @@ def render(args: argparse.Namespace, machine_line: str, res: dict[str, Any]) -> 
         [
             SECTION,
             "",
-            f"- Command: `.venv/bin/python bench/bench_service_cpu.py --rate {args.rate} --seconds {args.seconds:g}"
+            f"- Command: `.venv/bin/python -m bench.bench_service_cpu --rate {args.rate} --seconds {args.seconds:g}"
             f" --idle-seconds {args.idle_seconds:g}`",
             f"- Machine: {machine_line}",
             f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -154,7 +154,7 @@ def render(args: argparse.Namespace, machine_line: str, res: dict[str, Any]) -> 
             " the service: the Kafka source and two plain Delta appends (bronze, silver) per batch, no decode,"
             f" validation, PostgreSQL or gold ({floor['batches_total']} batches in its whole run).",
             "",
-            "| state | CPU, % of one core: the service | Spark's floor (`stream_floor.py`) | ratio |",
+            "| state | CPU, % of one core: the service | Spark's floor (`bench.stream_floor`) | ratio |",
             "| --- | --- | --- | --- |",
             f"| at rest ({args.idle_seconds:g} s, nothing produced) | {res['idle_pct']:.1f} "
             f"| {floor['idle_pct']:.1f} | {res['idle_pct'] / floor['idle_pct']:.2f} |",

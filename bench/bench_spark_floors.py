@@ -34,7 +34,7 @@ The session starts without the Java 25 AOT cache, like ``bench_streaming.py`` wi
 column can undercount by what a Python worker used before it exited mid-stage: PySpark's worker daemon ignores
 SIGCHLD, so an exited worker's time reaches no parent's ``cutime`` (it never overcounts).
 Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka registry``).
-``.venv/bin/python bench/bench_spark_floors.py [--n 500000] [--no-write]``
+``.venv/bin/python -m bench.bench_spark_floors [--n 500000] [--no-write]``
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_streaming import drop_schema, lane_config, machine, produce, services_cpu
-from benchmarks_md import write_section
-from process_tree import measured
-
+from bench.bench_streaming import drop_schema, lane_config, machine, produce, services_cpu
+from bench.benchmarks_md import write_section
+from bench.process_tree import measured
 from shoplake.config import Settings, get_settings
 from shoplake.pipeline.config import StreamingConfig
 
@@ -249,7 +248,7 @@ def render(n: int, machine_line: str, results: list[dict[str, Any]]) -> str:
         "",
         f"- Machine: {machine_line}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Command: `.venv/bin/python bench/bench_spark_floors.py --n {n}`",
+        f"- Command: `.venv/bin/python -m bench.bench_spark_floors --n {n}`",
         "- One SparkSession (`local[*]`, 2 cores, no AOT cache), the stages in this order, each on a fresh topic "
         f"of {n:,} events; CPU is the whole Spark process tree (driver JVM and Python workers).",
         "",

@@ -7,7 +7,7 @@ stack. Each figure is the wall time of the real ``shoplake up`` command in a sub
 of the configured SHOPLAKE_HOME are stopped first (the ports are shared) and restarted at the end if
 they were running. Results replace the "Local stack" section of BENCHMARKS.md.
 
-Usage: ``python bench/bench_stack.py [--repeat N] [--no-write]`` (with the usual environment).
+Usage: ``python -m bench.bench_stack [--repeat N] [--no-write]`` (with the usual environment).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks_md import write_section
-
+from bench.benchmarks_md import write_section
 from shoplake import stack
 from shoplake.config import Settings, env_for_children, get_settings
 from shoplake.jvm import artifacts_dir
@@ -97,7 +96,7 @@ def render(results: dict[str, list[float]], repeat: int, load: str) -> str:
         "",
         f"- Machine: {machine()}; 1-min load average when the run started: {load}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Command: `.venv/bin/python bench/bench_stack.py --repeat {repeat}`",
+        f"- Command: `.venv/bin/python -m bench.bench_stack --repeat {repeat}`",
         "- What: wall time of `shoplake up` (all core services: postgres, kafka, registry, mlflow) in a subprocess,",
         "  JVM artifacts already resolved (Maven is not part of the figures).",
         "",

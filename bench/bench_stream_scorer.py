@@ -12,7 +12,7 @@ chunk one Delta commit. A poller reads ``gold/fraud_alerts`` every 50 ms. Latenc
 first visible in the alerts table - when the silver commit holding its transaction returned. Reported: p50/p95/
 max of that latency, the scorer's micro-batch durations, the load average and this process's CPU time.
 
-Usage: ``python bench/bench_stream_scorer.py [--history-days 17] [--rate 500] [--seconds 60] [--no-write]``.
+Usage: ``python -m bench.bench_stream_scorer [--history-days 17] [--rate 500] [--seconds 60] [--no-write]``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from benchmarks_md import write_section
 
+from bench.benchmarks_md import write_section
 from shoplake import stack
 from shoplake.config import Settings, get_settings
 from shoplake.ml import deploy, gates, registry, sample_data, workflow
@@ -207,7 +207,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set-up, run, report
             f"- Machine: {os.cpu_count()} cores, {platform.system().lower()} {platform.machine()}; load average "
             f"(1/5/15 min) before {load_before}, after {load_after} (other helpers' jobs share the box)",
             f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Command: `.venv/bin/python bench/bench_stream_scorer.py --history-days {args.history_days} "
+            f"- Command: `.venv/bin/python -m bench.bench_stream_scorer --history-days {args.history_days} "
             f"--rate {args.rate} --seconds {args.seconds}`",
             f"- Load: silver holds {args.history_days} days of the default world ({args.history_days * PER_DAY:,} "
             f"rows) as feature history; a writer appends {args.rate:,} transactions/s (one Delta commit per second) "

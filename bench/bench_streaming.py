@@ -16,7 +16,7 @@ One invocation, one topic, same broker:
 so the timed run measures a warm JVM (what a continuous service is) instead of a cold one (what an Airflow
 catch-up is); its result goes to a section of its own, next to the cold one.
 
-Usage: ``python bench/bench_streaming.py [--n 1000000] [--pipeline medallion] [--warm-up N]
+Usage: ``python -m bench.bench_streaming [--n 1000000] [--pipeline medallion] [--warm-up N]
 [--no-write]``; Kafka, the registry and PostgreSQL must be up (``shoplake up postgres kafka registry``).
 """
 
@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from benchmarks_md import write_section
-from process_tree import cpu_accounting, cpu_seconds, loadavg, measured
 from psycopg import sql
 
+from bench.benchmarks_md import write_section
+from bench.process_tree import cpu_accounting, cpu_seconds, loadavg, measured
 from shoplake.config import Settings, get_settings
 from shoplake.jvm import artifacts_dir, classpath, find_java
 from shoplake.pipeline.config import StreamingConfig
@@ -250,7 +250,7 @@ def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any], pipelin
         "",
         f"- Machine: {load}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Command: `.venv/bin/python bench/bench_streaming.py --n {n} --pipeline {pipeline}{option}`",
+        f"- Command: `.venv/bin/python -m bench.bench_streaming --n {n} --pipeline {pipeline}{option}`",
         f"- JVM: {jvm}. A continuous service runs warm; an orchestrated catch-up starts cold (section "
         f"{SECTION[3:]!r} vs {WARM_SECTION[3:]!r}).",
         "- Spark: `local[*]` (2 cores), 4 shuffle partitions, one availableNow batch per stage; Kafka, the",
@@ -301,7 +301,7 @@ def render(n: int, load: str, ceil: dict[str, Any], res: dict[str, Any], pipelin
         f"- Result check: silver {res['silver_rows']:,} rows, quarantine {res['quarantine_rows']:,}, "
         f"PostgreSQL raw {res['warehouse_rows']:,} (N = {n:,}).",
         "- The gold row counts are the silver rows the three aggregations consumed (each reads silver once).",
-        "- Freshness and memory at a steady rate: section Streaming freshness (bench/bench_freshness.py).",
+        "- Freshness and memory at a steady rate: section Streaming freshness (`python -m bench.bench_freshness`).",
     ]
     return "\n".join(lines) + "\n"
 

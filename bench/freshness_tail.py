@@ -219,7 +219,7 @@ def render(res: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"Where the slowest 1 % of events (>= {res['cut_s']:.2f} s to silver) spent their time, against all "
-        f"{res['events']:,} events (`bench/freshness_tail.py`):",
+        f"{res['events']:,} events (`bench.freshness_tail`):",
         "",
         "| | all events | slowest 1 % |",
         "| --- | --- | --- |",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freshness_tail import Batch
+from bench.freshness_tail import Batch
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def render(res: dict[str, list[Slice]]) -> list[str]:
         return ["- Gold per batch: no gold tables in this run."]
     lines = [
         "",
-        "Gold per batch over the run, in equal time slices (`bench/gold_trend.py`; rows copied and files removed "
+        "Gold per batch over the run, in equal time slices (`bench.gold_trend`; rows copied and files removed "
         "come from the Delta log and do not depend on the machine's load):",
         "",
         "| gold table | minutes | rows at end | MERGEs | rows copied, mean / max | files removed, mean "

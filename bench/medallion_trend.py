@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from freshness_tail import MEDALLION, Batch, Commit, latencies
+
+from bench.freshness_tail import MEDALLION, Batch, Commit, latencies
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def render(rows: Sequence[Slice]) -> list[str]:
     names = list(dict.fromkeys(name for s in rows for name, _ in s.phases_ms))
     lines = [
         "",
-        "The medallion over the run, in equal time slices (`bench/medallion_trend.py`): batches that started in "
+        "The medallion over the run, in equal time slices (`bench.medallion_trend`): batches that started in "
         "the slice and their mean ms per phase; silver freshness of the events whose commit landed in it.",
         "",
         "| minutes | batches | batch ms | " + " | ".join(names) + " | events | silver p50 / p95 / p99 s |",

@@ -7,7 +7,7 @@ with no decode, validation, deduplication, PostgreSQL load or gold. Any pipeline
 per batch on Spark and Delta pays at least this.
 
 Run as its own process, so its CPU can be measured like the service's:
-``python bench/stream_floor.py --root DIR --mode catch-up|continuous`` with ``STREAMING_CONFIG`` pointing at the
+``python -m bench.stream_floor --root DIR --mode catch-up|continuous`` with ``STREAMING_CONFIG`` pointing at the
 lane's config (its topic, trigger and offsets settings). ``catch-up`` runs ``availableNow`` and exits;
 ``continuous`` runs until SIGTERM.
 """

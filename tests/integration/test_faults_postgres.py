@@ -21,8 +21,8 @@ from psycopg import sql
 
 from shoplake.config import Settings
 from shoplake.pipeline.sinks.postgres import count_rows, ensure_table, upsert
-from shoplake.warehouse import dbt_runner
-from tests.integration import faults, raw_loader
+from shoplake.warehouse import dbt_runner, raw_loader
+from tests.integration import faults
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -46,7 +46,7 @@ from shoplake.pipeline.tables import ensure_bronze_table, ensure_quarantine_tabl
 from shoplake.runtime.jobs import run_catch_up, run_continuous
 from shoplake.runtime.lane import LaneError, reset
 from shoplake.runtime.session import spark_session
-from tests.integration import raw_loader
+from shoplake.warehouse import raw_loader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -19,8 +19,7 @@ from psycopg import sql
 
 from shoplake import stack as local_stack
 from shoplake.config import Settings, get_settings
-from shoplake.warehouse import dbt_runner
-from tests.integration import raw_loader
+from shoplake.warehouse import dbt_runner, raw_loader
 
 pytestmark = pytest.mark.integration
 

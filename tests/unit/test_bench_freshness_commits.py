@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-# The bench folder is not a package: its scripts import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from bench_freshness import CommitLog
+from bench.bench_freshness import CommitLog
 
 pytestmark = pytest.mark.unit
 

@@ -11,15 +11,14 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+ROOT = Path(__file__).resolve().parents[2]
 BURN_S = 0.5
 
 # Run in a process of its own: the accounting moves its process into a cgroup. A child ignores SIGCHLD, as
 # PySpark's worker daemon does, and forks a grandchild that burns BURN_S of CPU and exits unwaited.
 SCRIPT = f"""
 import json, os, signal, subprocess, sys, time
-sys.path.insert(0, {str(BENCH)!r})
-import process_tree
+from bench import process_tree
 
 CHILD = '''
 import os, signal, time
@@ -48,7 +47,9 @@ print(json.dumps({{
 
 
 def test_a_grandchild_reaped_without_a_wait_is_counted() -> None:
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=60, cwd=ROOT
+    )
     result = json.loads(out.stdout)
     if not result["accounting"].startswith("cgroup"):
         pytest.skip(f"no CPU accounting cgroup can be made here ({result['accounting']})")

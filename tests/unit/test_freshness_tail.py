@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# The bench folder is not a package: its scripts import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from freshness_tail import (
+from bench.freshness_tail import (
     Batch,
     CheckpointTimes,
     Commit,

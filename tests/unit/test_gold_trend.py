@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# The bench folder is not a package: its scripts import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from freshness_tail import Batch, read_phases
-from gold_trend import GoldCommit, read_commits, render, slices, trend
+from bench.freshness_tail import Batch, read_phases
+from bench.gold_trend import GoldCommit, read_commits, render, slices, trend
 
 pytestmark = pytest.mark.unit
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-# The bench folder is not a package: its scripts import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from freshness_tail import Batch, Commit
-from medallion_trend import render, slices
+from bench.freshness_tail import Batch, Commit
+from bench.medallion_trend import render, slices
 
 pytestmark = pytest.mark.unit
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# The bench folder is not a package: its scripts import each other as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from native_memory import JAVA_OPTIONS_ENV, NMT_OPTION, parse_diff, render, with_tracking
+from bench.native_memory import JAVA_OPTIONS_ENV, NMT_OPTION, parse_diff, render, with_tracking
 
 pytestmark = pytest.mark.unit
 
