@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from shoplake.pipeline.silver.rules import CURRENCY_EXPONENTS
+from shoplake.contracts.reference import CURRENCY_EXPONENTS, UNITS_PER_USD
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -81,9 +81,6 @@ NUMERIC_FEATURES: Final = (
 )
 FEATURE_COLUMNS: Final = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
 
-# Approximate reference rates (units per USD) so amounts in different currencies are comparable with a
-# customer's history; a currency not listed counts at par, which only blurs its amount features.
-UNITS_PER_USD: Final[dict[str, float]] = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "CAD": 1.37, "AUD": 1.53}
 # Stand-in for "no previous event" in gap features: longer than any window, so trees split it off cleanly.
 NO_PREVIOUS_SECONDS: Final = 90.0 * 24 * 3600
 
@@ -301,7 +298,7 @@ def _lookup(values: pd.Series, table: dict[str, float], default: float) -> F64:
 def amount_usd(amount_cents: pd.Series, currency: pd.Series) -> F64:
     """Amounts in (approximate) US dollars from minor units, honouring each currency's ISO 4217 exponent."""
     exponent = _lookup(currency, {k: float(v) for k, v in CURRENCY_EXPONENTS.items()}, 2.0)
-    rate = _lookup(currency, UNITS_PER_USD, 1.0)
+    rate = _lookup(currency, UNITS_PER_USD, 1.0)  # an unknown currency counts at par: it only blurs amounts
     return np.asarray(amount_cents.to_numpy(dtype=np.float64) / 10.0**exponent / rate, dtype=np.float64)
 
 

@@ -118,7 +118,7 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
         (
             "invalid_currency",
             not_in("currency", frozenset(rules.CURRENCY_EXPONENTS)),
-            sf.format_string("currency=%s is not an ISO 4217 code", sf.col("currency")),
+            sf.format_string("currency=%s is not a reference code (dbt/seeds/currency_rates.csv)", sf.col("currency")),
         ),
         (
             "invalid_event_time",
@@ -134,43 +134,19 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
             ),
         ),
     ]
-    for name, allowed in (
-        ("payment_method", rules.PAYMENT_METHODS),
-        ("channel", rules.CHANNELS),
-        ("device_type", rules.DEVICE_TYPES),
-        ("status", rules.STATUSES),
+    for name, allowed, seed in (
+        ("payment_method", rules.PAYMENT_METHODS, "payment_methods"),
+        ("merchant_category", rules.CATEGORIES, "merchant_categories"),
+        ("merchant_country", rules.COUNTRIES, "countries"),
+        ("ip_country", rules.COUNTRIES, "countries"),
     ):
-        checks.append(
-            (
-                f"invalid_{name}",
-                not_in(name, allowed),
-                sf.format_string(f"{name}=%s is not a known value", sf.col(name)),
-            )
-        )
-    for name in ("merchant_country", "ip_country"):
-        checks.append(
-            (
-                f"invalid_{name}",
-                ~_is_alpha2(sf.col(name)),
-                sf.format_string(f"{name}=%s is not an ISO 3166 alpha-2 code", sf.col(name)),
-            )
-        )
+        message = f"{name}=%s is not a reference code (dbt/seeds/{seed}.csv)"
+        checks.append((f"invalid_{name}", not_in(name, allowed), sf.format_string(message, sf.col(name))))
+    for name, allowed in (("channel", rules.CHANNELS), ("device_type", rules.DEVICE_TYPES), ("status", rules.STATUSES)):
+        message = f"{name}=%s is not a known value"
+        checks.append((f"invalid_{name}", not_in(name, allowed), sf.format_string(message, sf.col(name))))
     checks.append(("missing_is_fraud", sf.col("is_fraud").isNull(), sf.lit("is_fraud is null")))
     return checks
-
-
-def _is_alpha2(code: Column) -> Column:
-    """Exactly two bytes, each an ASCII capital letter: the shape of an ISO 3166 alpha-2 code.
-
-    Byte comparisons instead of ``rlike("^[A-Z]{2}$")``: the regex converted every value to a Java string
-    and ran a matcher (two columns, every record), and its ``$`` also accepted a code followed by a line
-    terminator ("DE\\n"), which this check refuses.
-    """
-    return (
-        (sf.octet_length(code) == 2)
-        & code.substr(1, 1).between(sf.lit("A"), sf.lit("Z"))
-        & code.substr(2, 1).between(sf.lit("A"), sf.lit("Z"))
-    )
 
 
 def validate(decoded: DataFrame, *, max_event_age_days: int = 3650, max_clock_skew_minutes: int = 60) -> DataFrame:
@@ -210,10 +186,9 @@ def quarantine_rows(validated: DataFrame) -> DataFrame:
 
 
 def _minor_unit_divisor() -> Column:
-    expr: Column = sf.lit(100)
-    for currency, exponent in sorted(rules.CURRENCY_EXPONENT_OVERRIDES.items()):
-        expr = sf.when(sf.col("currency") == currency, sf.lit(10**exponent)).otherwise(expr)
-    return expr
+    """10 ** the currency's ISO 4217 exponent (validation has already refused an unknown currency)."""
+    pairs = [sf.lit(x) for code, exponent in sorted(rules.CURRENCY_EXPONENTS.items()) for x in (code, 10**exponent)]
+    return sf.create_map(*pairs)[sf.col("currency")]
 
 
 def silver_rows(validated: DataFrame) -> DataFrame:

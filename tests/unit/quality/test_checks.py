@@ -10,7 +10,7 @@ import pytest
 from shoplake.quality import checks
 from shoplake.quality.audit import SEED_REFERENCES, DataQualityError, allowed_codes, publish_gate
 
-SEEDS = Path(__file__).resolve().parents[2] / "dbt" / "seeds"
+SEEDS = Path(__file__).resolve().parents[3] / "dbt" / "seeds"
 
 
 def _silver(**overrides: list[object]) -> pa.Table:

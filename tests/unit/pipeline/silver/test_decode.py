@@ -18,8 +18,7 @@ from shoplake.pipeline.silver.decode import (
     Decoder,
     StaticSchemas,
 )
-
-from .avro_samples import SCHEMA_FILE, V1, framed, record
+from tests.unit.pipeline.silver.avro_samples import SCHEMA_FILE, V1, framed, record
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BURN_S = 0.5
 
 # Run in a process of its own: the accounting moves its process into a cgroup. A child ignores SIGCHLD, as

@@ -26,8 +26,7 @@ from shoplake.pipeline.silver.transforms import (
     validate,
 )
 from shoplake.runtime.session import spark_session
-
-from .avro_samples import EVENT_MS, V1, framed, record
+from tests.unit.pipeline.silver.avro_samples import EVENT_MS, V1, framed, record
 
 pytestmark = pytest.mark.unit
 
@@ -107,16 +106,17 @@ def test_valid_record_becomes_one_typed_silver_row(spark: SparkSession) -> None:
     assertDataFrameEqual(silver, [expected])
 
 
-def test_amount_honours_the_currency_minor_unit(spark: SparkSession) -> None:
+def test_amount_is_minor_units_over_the_reference_exponent(spark: SparkSession) -> None:
     rows = validated(
         spark,
         [
-            framed(record(transaction_id="a", currency="JPY", amount_cents=1500)),
-            framed(record(transaction_id="b", currency="KWD", amount_cents=1500)),
+            framed(record(transaction_id="a", currency="EUR", amount_cents=1505)),
+            framed(record(transaction_id="b", currency="JPY", amount_cents=1500)),  # ISO, but not a reference code
         ],
     )
     got = {r.transaction_id: r.amount for r in silver_rows(rows).collect()}
-    assert got == {"a": Decimal("1500.000"), "b": Decimal("1.500")}
+    assert got == {"a": Decimal("15.050")}
+    assert [r.reason for r in quarantine_rows(rows).collect()] == ["invalid_currency"]
 
 
 def test_every_poison_kind_is_quarantined_with_its_reason(spark: SparkSession) -> None:
@@ -165,11 +165,15 @@ def test_every_poison_kind_is_quarantined_with_its_reason(spark: SparkSession) -
     assert silver_rows(validated(spark, values)).count() == 1
 
 
-def test_country_codes_are_exactly_two_ascii_capitals(spark: SparkSession) -> None:
-    codes = ["DE", "US", "de", "D", "DEU", "DE\n", "D1", "ÄB", ""]
+def test_countries_and_categories_must_be_reference_codes(spark: SparkSession) -> None:
+    codes = ["DE", "US", "de", "JP", "DEU", "DE\n", "D1", "ÄB", ""]
     values: list[bytes | None] = [framed(record(transaction_id=f"t{i}", ip_country=c)) for i, c in enumerate(codes)]
     got = {r.offset: r.reason for r in validated(spark, values).select("offset", "reason").collect()}
     assert got == {i: None if c in ("DE", "US") else "invalid_ip_country" for i, c in enumerate(codes)}
+    categories = ["grocery", "pets", "Grocery"]
+    values = [framed(record(transaction_id=f"c{i}", merchant_category=c)) for i, c in enumerate(categories)]
+    got = {r.offset: r.reason for r in validated(spark, values).select("offset", "reason").collect()}
+    assert got == {0: None, 1: "invalid_merchant_category", 2: "invalid_merchant_category"}
 
 
 def test_detail_describes_the_first_failed_rule_and_is_null_for_valid_rows(spark: SparkSession) -> None:
@@ -181,8 +185,8 @@ def test_detail_describes_the_first_failed_rule_and_is_null_for_valid_rows(spark
     got = [(r.reason, r.detail) for r in validated(spark, values).orderBy("offset").collect()]
     assert got == [
         (None, None),
-        ("invalid_currency", "currency=XYZ is not an ISO 4217 code"),
-        ("invalid_merchant_country", "merchant_country=Germany is not an ISO 3166 alpha-2 code"),
+        ("invalid_currency", "currency=XYZ is not a reference code (dbt/seeds/currency_rates.csv)"),
+        ("invalid_merchant_country", "merchant_country=Germany is not a reference code (dbt/seeds/countries.csv)"),
     ]
 
 

@@ -27,7 +27,7 @@ from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
 
-SEEDS = Path(__file__).resolve().parents[2] / "dbt" / "seeds"
+SEEDS = Path(__file__).resolve().parents[4] / "dbt" / "seeds"
 REF = ReferenceData(
     categories={"electronics": Category("retail", True), "grocery": Category("everyday", False)},
     countries={"DE": Country("europe", "low"), "NG": Country("africa", "high")},

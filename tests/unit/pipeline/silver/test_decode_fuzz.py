@@ -33,9 +33,8 @@ from shoplake.pipeline.silver.decode import (
 )
 from shoplake.pipeline.silver.transforms import decode_frames, quarantine_rows, silver_rows, validate
 from shoplake.runtime.session import spark_session
-
-from .avro_samples import V1, framed, record
-from .test_streaming_transforms import bronze_df
+from tests.unit.pipeline.silver.avro_samples import V1, framed, record
+from tests.unit.pipeline.silver.test_transforms import bronze_df
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ import fastavro
 
 from shoplake.contracts import wire
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/shoplake/contracts/schemas/transaction-v1.avsc"
+SCHEMA_FILE = Path(__file__).resolve().parents[4] / "src/shoplake/contracts/schemas/transaction-v1.avsc"
 V1: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
 EVENT_MS = int(dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC).timestamp() * 1000)
 

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from shoplake.pipeline.silver.decode import Decoder, StaticSchemas
 from shoplake.pipeline.silver.vector_decode import candidate_ids, decode_values, plan
-
-from .avro_samples import V1, framed, record
+from tests.unit.pipeline.silver.avro_samples import V1, framed, record
 
 pytestmark = pytest.mark.unit
 
