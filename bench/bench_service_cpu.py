@@ -63,8 +63,8 @@ def _phase_means(batches: list[dict[str, Any]]) -> dict[str, float]:
     return means | {key: statistics.fmean(r[key] for r in batches) for key in counters}
 
 
-def _idle_and_trickle(lane: Lane, pid: int, args: argparse.Namespace, log: Path) -> dict[str, Any]:
-    """The CPU share of process ``pid`` at rest, then at the trickle; the medallion batches it logged meanwhile."""
+def _idle_and_trickle(lane: Lane, pid: int, args: argparse.Namespace, log: Path | None = None) -> dict[str, Any]:
+    """The CPU share of process ``pid`` at rest, then at the trickle; the medallion batches ``log`` got meanwhile."""
     stop = threading.Event()
     time.sleep(args.settle_seconds)  # start-up (JVM, first empty triggers) is not at rest
     idle = _share(pid, args.idle_seconds)
@@ -76,9 +76,9 @@ def _idle_and_trickle(lane: Lane, pid: int, args: argparse.Namespace, log: Path)
     producer.start()
     try:
         time.sleep(args.warmup_seconds)
-        before = len(_medallion_batches(log))
+        before = len(_medallion_batches(log)) if log else 0
         trickle = _share(pid, args.seconds)
-        batches = _medallion_batches(log)[before:]
+        batches = _medallion_batches(log)[before:] if log else []
     finally:
         stop.set()
         producer.join()
@@ -95,7 +95,7 @@ def _floor(lane: Lane, args: argparse.Namespace) -> dict[str, Any]:
         cwd=lane.settings.project_dir,
     )
     try:
-        res = _idle_and_trickle(lane, proc.pid, args, Path("/nonexistent"))
+        res = _idle_and_trickle(lane, proc.pid, args)
     finally:
         proc.terminate()
         proc.wait(timeout=120)

@@ -186,9 +186,12 @@ def quarantine_rows(validated: DataFrame) -> DataFrame:
 
 
 def _minor_unit_divisor() -> Column:
-    """10 ** the currency's ISO 4217 exponent (validation has already refused an unknown currency)."""
-    pairs = [sf.lit(x) for code, exponent in sorted(rules.CURRENCY_EXPONENTS.items()) for x in (code, 10**exponent)]
-    return sf.create_map(*pairs)[sf.col("currency")]
+    """10 ** the currency's ISO 4217 exponent: a constant 100 unless a reference currency has another exponent."""
+    expr: Column = sf.lit(100)
+    for currency, exponent in sorted(rules.CURRENCY_EXPONENTS.items()):
+        if exponent != 2:
+            expr = sf.when(sf.col("currency") == currency, sf.lit(10**exponent)).otherwise(expr)
+    return expr
 
 
 def silver_rows(validated: DataFrame) -> DataFrame:
