@@ -13,7 +13,6 @@ Needs Kafka, the registry and PostgreSQL up (``shoplake up postgres kafka regist
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -41,7 +40,7 @@ START = "2026-01-05T00:00:00Z"
 def produce(settings: Settings, n: int, days: float, topic: str) -> Settings:
     from shoplake.ingestion.run import ingest
 
-    lane = dataclasses.replace(settings, kafka_topic=topic)
+    lane = settings.with_env(KAFKA_TOPIC=topic)
     ingest(lane, n, 7, START, span=timedelta(days=days), verify=False)
     return lane
 
@@ -53,7 +52,7 @@ def config_file(cfg: StreamingConfig, settings: Settings) -> Path:
         "[source]",
         f'topics = ["{cfg.topics[0]}"]',
         "[tables]",
-        *(f'{name} = "{path.relative_to(settings.delta_base_path)}"' for name, path in tables(cfg).items()),
+        *(f'{name} = "{path.relative_to(settings.lake.base_path)}"' for name, path in tables(cfg).items()),
         "[paths]",
         f'checkpoints = "{cfg.checkpoint_root}"',
         f'progress_log = "{cfg.metrics_path}"',
@@ -68,7 +67,7 @@ def config_file(cfg: StreamingConfig, settings: Settings) -> Path:
 
 def catch_up(settings: Settings, n: int, days: float) -> dict[str, Any]:
     """One cold ``shoplake stream run --once`` on a fresh lane of ``n`` events over ``days``."""
-    topic = f"{settings.kafka_topic}.bench-stream-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    topic = f"{settings.kafka.topic}.bench-stream-{datetime.now(UTC):%Y%m%d%H%M%S}"
     lane = produce(settings, n, days, topic)
     cfg = lane_config(lane, n)
     env = env_for_children(lane, STREAMING_CONFIG=str(config_file(cfg, settings)))

@@ -23,7 +23,6 @@ import platform
 import resource
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,10 +54,10 @@ def load_average() -> str:
 
 
 def fresh_database(base: Settings) -> Settings:
-    with psycopg.connect(base.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(base.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(BENCH_DB)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(BENCH_DB)))
-    return replace(base, postgres_db=BENCH_DB)
+    return base.with_env(POSTGRES_DB=BENCH_DB)
 
 
 def cpu_seconds(settings: Settings) -> float:
@@ -106,7 +105,7 @@ def main() -> int:
     print(f"loaded {args.rows:,} rows into raw.transactions in {load_s:.1f} s (setup, not timed)")
     # The history arrived long before the next DAG run: stamp it an hour earlier so it lies outside
     # fct_transactions' lookback window (var incremental_lookback_minutes), as it would in production.
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         conn.execute("update raw.transactions set loaded_at = loaded_at - interval '1 hour'")
         conn.execute("vacuum analyze raw.transactions")
 
@@ -124,7 +123,7 @@ def main() -> int:
     test_s, test_cpu, _ = timed_steps(settings, [s for s in dbt_runner.build_steps() if s.name == "test"])
     print(f"tests after the incremental run: {test_s:.1f} s, {test_cpu:.1f} CPU s")
 
-    with psycopg.connect(settings.postgres_dsn()) as conn:
+    with psycopg.connect(settings.postgres.dsn()) as conn:
         (fct_rows,) = conn.execute("select count(*) from marts.fct_transactions").fetchone() or (0,)
     if fct_rows != args.rows + args.topup:
         print(f"ERROR: fct_transactions has {fct_rows} rows, expected {args.rows + args.topup}", file=sys.stderr)

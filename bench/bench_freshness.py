@@ -136,9 +136,9 @@ class Lane:
 
 def make_lane(settings: Settings, stamp: str, compaction_interval: str | None = None) -> Lane:
     """A private topic, tables, checkpoints and PostgreSQL schema; ``compaction_interval`` overrides the config's."""
-    topic = f"{settings.kafka_topic}.bench-fresh-{stamp}"
+    topic = f"{settings.kafka.topic}.bench-fresh-{stamp}"
     rel = Path(f"bench-fresh-{stamp}")
-    root = settings.delta_base_path / rel
+    root = settings.lake.base_path / rel
     schema = f"bench_fresh_{stamp}"
     doc = tomllib.loads(settings.streaming_config.read_text())
     doc.setdefault("source", {})["topics"] = [topic]
@@ -161,7 +161,7 @@ def make_lane(settings: Settings, stamp: str, compaction_interval: str | None = 
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "streaming.toml"
     conf.write_text(toml_text(doc))
-    lane_settings = dataclasses.replace(settings, streaming_config=conf, kafka_topic=topic)
+    lane_settings = settings.with_env(STREAMING_CONFIG=conf, KAFKA_TOPIC=topic)
     ensure_topic(lane_settings)
     return Lane(lane_settings, topic, root, schema)
 
@@ -171,7 +171,7 @@ def produce_steady(settings: Settings, rate: int, seconds: float, stop: threadin
     """Generated transactions at ``rate``/s (in 10 ms slices) for ``seconds``; returns counts and pacing."""
     from shoplake.contracts.registry import ensure_schema
 
-    schema_id = ensure_schema(settings, subject=f"{settings.kafka_topic}-value").schema_id
+    schema_id = ensure_schema(settings, subject=f"{settings.kafka.topic}-value").schema_id
     total = int(rate * seconds)
     failures: list[str] = []
 
@@ -190,10 +190,10 @@ def produce_steady(settings: Settings, rate: int, seconds: float, stop: threadin
         while sent < due:
             value, key = next(messages)
             try:
-                producer.produce(settings.kafka_topic, value, key)
+                producer.produce(settings.kafka.topic, value, key)
             except BufferError:
                 producer.poll(0.05)
-                producer.produce(settings.kafka_topic, value, key)
+                producer.produce(settings.kafka.topic, value, key)
             sent += 1
         producer.poll(0)
         ahead = sent / rate - (time.monotonic() - t0)
@@ -627,7 +627,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
-    poller = RawPoller(settings.postgres_dsn(), lane.schema, args.poll_ms / 1000)
+    poller = RawPoller(settings.postgres.dsn(), lane.schema, args.poll_ms / 1000)
     sampler = Sampler(lane, pid, poller, NativeMemory() if args.native_memory else None)
     stop = threading.Event()
     try:
@@ -664,7 +664,7 @@ def measure(settings: Settings, lane: Lane, args: argparse.Namespace) -> tuple[d
         "drain_seconds": drain,
         "silver": percentiles(latencies(commits, since_ms / 1000.0)),
         **batch_trends(cfg, lane, sampler, commits, start=t_start, end=produce_end, since=since_ms / 1000.0),
-        "raw": percentiles(raw_latencies(settings.postgres_dsn(), lane.schema, poller.first_seen, since_ms)),
+        "raw": percentiles(raw_latencies(settings.postgres.dsn(), lane.schema, poller.first_seen, since_ms)),
         "summary": summarise(sampler.samples, t_start + args.warmup_seconds, produce_end),
         "raw_rows": poller.rows,
         "native_memory": sampler.nmt.result if sampler.nmt is not None else {},
@@ -723,7 +723,7 @@ def cleanup(settings: Settings, lane: Lane) -> None:
 
     from shoplake.ingestion.topics import admin_client
 
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(lane.schema)))
     admin_client(settings).delete_topics([lane.topic])
     shutil.rmtree(lane.root, ignore_errors=True)

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ START = "2026-01-01T00:00:00Z"
 
 def bench_settings() -> Settings:
     settings = get_settings()
-    return replace(settings, kafka_topic=f"{settings.kafka_topic}.bench")
+    return settings.with_env(KAFKA_TOPIC=f"{settings.kafka.topic}.bench")
 
 
 # ---- children (each in its own process so peak RSS belongs to one measurement) --------------------------
@@ -83,8 +82,8 @@ def child_naive(n: int) -> dict[str, Any]:
     settings = bench_settings()
     ensure_topic(settings)
     ensure_schema(settings)
-    serializer = AvroSerializer(SchemaRegistryClient({"url": settings.schema_registry_url}), schema_text())
-    ctx = SerializationContext(settings.kafka_topic, MessageField.VALUE)
+    serializer = AvroSerializer(SchemaRegistryClient({"url": settings.registry.url}), schema_text())
+    ctx = SerializationContext(settings.kafka.topic, MessageField.VALUE)
     delivered = 0
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -92,7 +91,7 @@ def child_naive(n: int) -> dict[str, Any]:
         if err is None:
             delivered += 1
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **PRODUCER_TUNING})
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, **PRODUCER_TUNING})
     rnd = random.Random(SEED)
     categories = ["grocery", "fashion", "electronics", "travel", "digital_goods", "gift_cards"]
     countries = ["US", "GB", "DE", "FR", "ES", "IT"]
@@ -122,7 +121,7 @@ def child_naive(n: int) -> dict[str, Any]:
         value = serializer(record, ctx)
         while True:
             try:
-                producer.produce(settings.kafka_topic, value=value, key=record["customer_id"], on_delivery=on_delivery)
+                producer.produce(settings.kafka.topic, value=value, key=record["customer_id"], on_delivery=on_delivery)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -170,7 +169,7 @@ def ceiling(settings: Settings, n: int, record_size: int) -> dict[str, Any]:
     ensure_topic(settings)
     java = find_java(17)
     props = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
         "acks": "all",
         "enable.idempotence": "true",
         "linger.ms": str(PRODUCER_TUNING["linger.ms"]),
@@ -185,7 +184,7 @@ def ceiling(settings: Settings, n: int, record_size: int) -> dict[str, Any]:
         classpath(artifacts_dir(settings, "kafka")),
         "org.apache.kafka.tools.ProducerPerformance",
         "--topic",
-        settings.kafka_topic,
+        settings.kafka.topic,
         "--num-records",
         str(n),
         "--record-size",

@@ -109,7 +109,7 @@ def _latest(settings: Settings) -> Settings:
     doc["source"]["starting_offsets"] = "latest"
     path = settings.streaming_config.with_name("floor.toml")
     path.write_text(toml_text(doc))
-    return dataclasses.replace(settings, streaming_config=path)
+    return settings.with_env(STREAMING_CONFIG=path)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

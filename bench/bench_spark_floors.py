@@ -64,8 +64,8 @@ def bronze_query(spark: Any, settings: Settings, root: str) -> int:
 
     kafka = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-        .option("subscribe", settings.kafka_topic)
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", settings.kafka.topic)
         .option("startingOffsets", "earliest")
         .option("includeHeaders", "true")
         .load()
@@ -86,8 +86,8 @@ def noop_query(spark: Any, settings: Settings, checkpoint: str) -> int:
     """Spark's Kafka source into the ``noop`` sink (availableNow); the rows it read."""
     query = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-        .option("subscribe", settings.kafka_topic)
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", settings.kafka.topic)
         .option("startingOffsets", "earliest")
         .option("includeHeaders", "true")  # as the bronze query reads it
         .load()
@@ -164,7 +164,7 @@ def later_stages(spark: Any, base: Settings, cfg: StreamingConfig) -> list[tuple
         return silver_rows
 
     def postgres_copy() -> int:
-        target = WarehouseTable(base.postgres_dsn(), f"{cfg.warehouse_schema}_floor{next(runs)}", cfg.warehouse_table)
+        target = WarehouseTable(base.postgres.dsn(), f"{cfg.warehouse_schema}_floor{next(runs)}", cfg.warehouse_table)
         ensure_table(target)
         try:
             return upsert(target, silver.select(*COLUMN_TYPES).toArrow())
@@ -208,7 +208,7 @@ def run(n: int) -> list[dict[str, Any]]:
 
     base = get_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    lanes = [produce(base, n, f"{base.kafka_topic}.bench-stream-{stamp}-floor{i}")[0] for i in range(5)]
+    lanes = [produce(base, n, f"{base.kafka.topic}.bench-stream-{stamp}-floor{i}")[0] for i in range(5)]
     spark = spark_session(base, app_name="shoplake-bench-floors", shuffle_partitions=4)
 
     def stage(lane: Settings, query: str) -> Callable[[], int]:

@@ -61,7 +61,7 @@ def load_average() -> str:
 def ensure_model(settings: Settings, window: Window) -> str:
     """The production version of the bench model; trains (and deploys) one when there is none."""
     client = registry.client(settings)
-    current = registry.production_version(client, settings.ml_model_name)
+    current = registry.production_version(client, settings.ml.model_name)
     if current is not None:
         return str(current.version)
     result = workflow.train_and_evaluate(settings, window, seed=42)

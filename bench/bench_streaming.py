@@ -61,8 +61,8 @@ def machine() -> str:
 def produce(settings: Settings, n: int, topic: str | None = None) -> tuple[Settings, dict[str, Any]]:
     from shoplake.ingestion.run import ingest
 
-    topic = topic or f"{settings.kafka_topic}.bench-stream-{datetime.now(UTC):%Y%m%d%H%M%S}"
-    bench = dataclasses.replace(settings, kafka_topic=topic)
+    topic = topic or f"{settings.kafka.topic}.bench-stream-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    bench = settings.with_env(KAFKA_TOPIC=topic)
     started = time.perf_counter()
     result = ingest(bench, n, 7, "2026-01-05T00:00:00Z", verify=False)
     return bench, {"topic": topic, "seconds": time.perf_counter() - started, "result": str(result)[:200]}
@@ -78,9 +78,9 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
         cp,
         "org.apache.kafka.tools.ConsumerPerformance",
         "--bootstrap-server",
-        settings.kafka_bootstrap_servers,
+        settings.kafka.bootstrap_servers,
         "--topic",
-        settings.kafka_topic,
+        settings.kafka.topic,
         "--messages",
         str(n),
         "--timeout",
@@ -114,14 +114,14 @@ PIPELINES = {
 
 
 def lane_config(settings: Settings, n: int) -> StreamingConfig:
-    """The streaming config of one bench lane: ``settings.kafka_topic``, tables and schema of its own."""
+    """The streaming config of one bench lane: ``settings.kafka.topic``, tables and schema of its own."""
     from shoplake.pipeline.config import load_streaming_config
 
-    stamp = settings.kafka_topic.rsplit(".bench-stream-", 1)[-1].replace("-", "_")
-    root = settings.delta_base_path / f"bench-{stamp}"
+    stamp = settings.kafka.topic.rsplit(".bench-stream-", 1)[-1].replace("-", "_")
+    root = settings.lake.base_path / f"bench-{stamp}"
     return dataclasses.replace(
-        load_streaming_config(dataclasses.replace(settings, delta_base_path=root)),  # every table below root
-        topics=(settings.kafka_topic,),
+        load_streaming_config(settings.with_env(DELTA_BASE_PATH=root)),  # every table below root
+        topics=(settings.kafka.topic,),
         checkpoint_root=root / "checkpoints",
         metrics_path=root / "progress.jsonl",
         warehouse_schema=f"bench_{stamp}",
@@ -131,7 +131,7 @@ def lane_config(settings: Settings, n: int) -> StreamingConfig:
 
 def drop_schema(settings: Settings, cfg: StreamingConfig) -> int:
     """Rows the lane left in PostgreSQL; its schema is dropped."""
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         row = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(cfg.warehouse_schema, cfg.warehouse_table))
         ).fetchone()
@@ -159,7 +159,7 @@ def warm_up(spark: Any, settings: Settings, n: int, stages: tuple[str, ...]) -> 
     """
     from shoplake.runtime.jobs import run_catch_up
 
-    warm_settings, produced = produce(settings, n, f"{settings.kafka_topic}-warmup")
+    warm_settings, produced = produce(settings, n, f"{settings.kafka.topic}-warmup")
     cfg = lane_config(warm_settings, n)
     rows, took = measured(lambda: sum(run_catch_up(spark, cfg, (stage,))[0].input_rows for stage in stages))
     result = {"events": n, "rows": rows, **took, "topic": produced["topic"]}

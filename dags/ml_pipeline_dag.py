@@ -39,8 +39,8 @@ Waits for a successful `dbt_orchestration` run that ended at most 12 h before th
 training window from Delta (conf `window_start`/`window_end`, default the latest
 `window_days` = 28 days of silver), trains a Random Forest, evaluates it out of time, and moves the
 registry alias `production` only when precision >= Variable `ml_min_precision` (default
-{settings.ml_min_precision}), recall >= `ml_min_recall` (default {settings.ml_min_recall}), F1 >=
-{settings.ml_min_f1} and it is not worse than the current production model. Otherwise `deploy_model` is
+{settings.ml.min_precision}), recall >= `ml_min_recall` (default {settings.ml.min_recall}), F1 >=
+{settings.ml.min_f1} and it is not worse than the current production model. Otherwise `deploy_model` is
 **skipped**; the reasons are in the `evaluate_model` log and XCom.
 """,
 )

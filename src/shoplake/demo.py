@@ -90,7 +90,7 @@ def warehouse_counts(settings: Settings) -> dict[str, int]:
     from psycopg import sql
 
     out: dict[str, int] = {}
-    with psycopg.connect(settings.postgres_dsn(), connect_timeout=10) as conn:
+    with psycopg.connect(settings.postgres.dsn(), connect_timeout=10) as conn:
         names = conn.execute(
             "select table_schema, table_name from information_schema.tables "
             "where (table_schema = 'raw' and table_name = 'transactions') or table_schema like '%%marts' "
@@ -191,10 +191,10 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     from shoplake import stack
     from shoplake.airflow.rest import AirflowClient, base_url
 
-    if options.num_transactions > settings.ingest_max_transactions:  # the DAG's Param would refuse it too late
+    if options.num_transactions > settings.ingest.max_transactions:  # the DAG's Param would refuse it too late
         raise DemoError(
             f"{options.num_transactions:,} transactions exceed INGEST_MAX_TRANSACTIONS="
-            f"{settings.ingest_max_transactions:,}; nothing was started"
+            f"{settings.ingest.max_transactions:,}; nothing was started"
         )
     started = time.monotonic()
     _check_no_continuous_runner(settings)  # before anything is ingested
@@ -209,7 +209,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     _pipeline(settings, client, options, rec)
     rec.summary.urls = {
         "airflow": base_url(settings),
-        "mlflow": settings.mlflow_tracking_uri,
+        "mlflow": settings.mlflow.tracking_uri,
         "dbt docs": "shoplake warehouse docs --serve",
     }
     rec.summary.seconds = round(time.monotonic() - started, 1)

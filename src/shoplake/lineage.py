@@ -49,7 +49,7 @@ def datasets(
         raise ValueError(f"unknown lineage job {job!r}; expected one of {JOBS}")
     cfg = cfg or load_streaming_config(settings)
     kafka = f"kafka://{cfg.bootstrap_servers.split(',')[0]}"
-    pg = f"postgres://{settings.postgres_host}:{settings.postgres_port}"
+    pg = f"postgres://{settings.postgres.host}:{settings.postgres.port}"
     topics = [(kafka, t) for t in cfg.topics]
     delta = {
         name: ("file", str(path))
@@ -62,7 +62,7 @@ def datasets(
             ("gold_fraud_rates", cfg.gold_fraud_rates_path),
         )
     }
-    raw = (pg, f"{settings.postgres_db}.{cfg.warehouse_schema}.{cfg.warehouse_table}")
+    raw = (pg, f"{settings.postgres.db}.{cfg.warehouse_schema}.{cfg.warehouse_table}")
     if job == "ingest":
         return [], topics
     if job == "stream":  # the stages the run executes: gold and the warehouse sink are optional
@@ -71,8 +71,8 @@ def datasets(
         sink = [raw] if "medallion" in run else []
         return topics, [delta["bronze"], delta["silver"], delta["quarantine"], *gold, *sink]
     if job == "dbt":
-        return [raw], [(pg, f"{settings.postgres_db}.marts.{m}") for m in marts(settings)]
-    return [delta["silver"]], [(settings.mlflow_tracking_uri, f"models/{settings.ml_model_name}")]
+        return [raw], [(pg, f"{settings.postgres.db}.marts.{m}") for m in marts(settings)]
+    return [delta["silver"]], [(settings.mlflow.tracking_uri, f"models/{settings.ml.model_name}")]
 
 
 @contextmanager
@@ -120,10 +120,10 @@ def _client(settings: Settings) -> Any:
     from openlineage.client.transport.file import FileConfig, FileTransport
     from openlineage.client.transport.http import HttpConfig, HttpTransport
 
-    if settings.openlineage_url:
+    if settings.lineage.url:
         # Few, short retries: a job waits at most seconds for a lineage backend that is down.
         retry = {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.2}
-        config = HttpConfig.from_dict({"url": settings.openlineage_url, "timeout": 5.0, "retry": retry})
+        config = HttpConfig.from_dict({"url": settings.lineage.url, "timeout": 5.0, "retry": retry})
         return OpenLineageClient(transport=HttpTransport(config))
     path = events_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def _emit(
         eventType=RunState[state],
         eventTime=datetime.now(UTC).isoformat(),
         run=Run(runId=run_id, facets=facets),
-        job=Job(namespace=settings.openlineage_namespace, name=job),
+        job=Job(namespace=settings.lineage.namespace, name=job),
         producer=PRODUCER,
         inputs=[InputDataset(namespace=ns, name=name) for ns, name in inputs],
         outputs=[OutputDataset(namespace=ns, name=name) for ns, name in outputs],

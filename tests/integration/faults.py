@@ -64,11 +64,11 @@ def private_topic(stack: Settings, prefix: str, faulted: str) -> Iterator[Settin
     A fault test leaves its service stopped when it fails half-way: starting it again here keeps the next
     test's stack whole.
     """
-    ours = replace(stack, kafka_topic=f"{prefix}-{uuid.uuid4().hex[:10]}")
+    ours = stack.with_env(KAFKA_TOPIC=f"{prefix}-{uuid.uuid4().hex[:10]}")
     ensure_topic(ours)
     yield ours
     start(stack, faulted)
-    AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers}).delete_topics([ours.kafka_topic])
+    AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers}).delete_topics([ours.kafka.topic])
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, interval: float = 0.1) -> None:
@@ -108,13 +108,13 @@ FCT_TRANSACTIONS = ("marts", "fct_transactions")
 def private_database(settings: Settings, name: str) -> Iterator[Settings]:
     """``settings`` pointed at a new, empty PostgreSQL database ``name``, dropped again afterwards."""
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(drop)
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield replace(settings, postgres_db=name)
+        yield settings.with_env(POSTGRES_DB=name)
     finally:
-        with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as conn:
+        with psycopg.connect(settings.postgres.dsn("postgres"), autocommit=True) as conn:
             conn.execute(drop)
 
 
@@ -133,15 +133,15 @@ def stream_topic(settings: Settings, topic: str) -> Landed:
     needs) on that database - so the mart holds this topic's rows and nothing else. All removed afterwards.
     """
     suffix = uuid.uuid4().hex[:10]
-    root = settings.delta_base_path / f"it-faults-{suffix}"
-    with private_database(replace(settings, delta_base_path=root), f"it_faults_{suffix}") as lane:
+    root = settings.lake.base_path / f"it-faults-{suffix}"
+    with private_database(settings.with_env(DELTA_BASE_PATH=root), f"it_faults_{suffix}") as lane:
         cfg = replace(
             load_streaming_config(lane),  # every table below root, the sink writes into the lane's database
             topics=(topic,),
             checkpoint_root=root / "checkpoints",
             # One progress log for every fault run: its recorder stays attached to the shared Spark session
             # and writes later queries' progress too, so it must outlive this run's folder (removed below).
-            metrics_path=settings.delta_base_path / "it-faults-progress.jsonl",
+            metrics_path=settings.lake.base_path / "it-faults-progress.jsonl",
             shuffle_partitions=2,
         )
         stages = tuple(q for q in cfg.continuous_stages if q not in ("gold", "scorer"))
@@ -152,7 +152,7 @@ def stream_topic(settings: Settings, topic: str) -> Landed:
             quarantined = DeltaTable(str(cfg.quarantine_path)).to_pyarrow_table().num_rows
             dbt_runner.check_connection(lane)
             dbt_runner.run_steps(lane, dbt_runner.build_steps(LANE_DBT))
-            with psycopg.connect(lane.postgres_dsn()) as conn:
+            with psycopg.connect(lane.postgres.dsn()) as conn:
                 raw = transaction_ids(conn, cfg.warehouse_schema, cfg.warehouse_table)
                 fct = transaction_ids(conn, *FCT_TRANSACTIONS)
             return Landed(Counter(silver.column(0).to_pylist()), raw, fct, quarantined)

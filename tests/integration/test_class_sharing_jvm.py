@@ -7,7 +7,6 @@ start - so this test runs the JVM itself (a few seconds; the Spark driver does t
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -35,8 +34,8 @@ def _java(plan: class_sharing.AotPlan, jar: Path, *extra: str) -> tuple[int, sub
 
 def test_a_cache_trained_at_exit_is_promoted_used_and_a_broken_one_skipped(tmp_path: Path) -> None:
     real = get_settings()
-    settings = dataclasses.replace(real, home=tmp_path / "home", spark_aot_cache=True)
-    if newest_java(class_sharing.MIN_RELEASE, real.spark_aot_java_home) is None:
+    settings = real.with_env(SHOPLAKE_HOME=tmp_path / "home", SPARK_AOT_CACHE="true")
+    if newest_java(class_sharing.MIN_RELEASE, real.spark.aot_java_home) is None:
         pytest.skip("no Java 25.0.3+ on this machine: Spark drivers run without an AOT cache")
     jar = sorted(artifacts_dir(real, "spark").glob("*.jar"))[0]
 

@@ -47,7 +47,7 @@ def dags_test(settings: Settings, dag_id: str, conf: dict[str, Any] | None = Non
     return subprocess.run(
         [sys.executable, "-m", "airflow", *argv],
         env=cli_env(settings, argv),
-        cwd=settings.airflow_home,
+        cwd=settings.airflow.home,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -90,7 +90,7 @@ def total_offsets(settings: Settings) -> int:
 def delta_rows(settings: Settings, layer: str) -> int:
     from deltalake import DeltaTable
 
-    path = Path(settings.delta_base_path) / layer / "transactions"
+    path = Path(settings.lake.base_path) / layer / "transactions"
     if not (path / "_delta_log").is_dir():
         return 0
     return int(DeltaTable(str(path)).to_pyarrow_dataset().count_rows())
@@ -99,7 +99,7 @@ def delta_rows(settings: Settings, layer: str) -> int:
 def raw_rows_in_window(settings: Settings) -> int:
     import psycopg
 
-    with psycopg.connect(settings.postgres_dsn(), connect_timeout=10) as conn:
+    with psycopg.connect(settings.postgres.dsn(), connect_timeout=10) as conn:
         row = conn.execute(
             "select count(*) from raw.transactions where event_time >= %s and event_time < %s",
             (START, START + timedelta(days=DAYS)),
@@ -199,7 +199,7 @@ def test_4_ml_trains_logs_to_mlflow_and_skips_deploy_when_a_gate_fails(
     from shoplake.ml.deploy import CANDIDATE_PREFIX
 
     mlflow = registry.client(stack)
-    production_before = registry.production_version(mlflow, stack.ml_model_name)
+    production_before = registry.production_version(mlflow, stack.ml.model_name)
     window = {"window_start": START.isoformat(), "window_end": (START + timedelta(days=DAYS)).isoformat()}
     run, output = run_dag(stack, client, ML, window)
     tasks = client.task_states(ML, run.run_id)
@@ -215,5 +215,5 @@ def test_4_ml_trains_logs_to_mlflow_and_skips_deploy_when_a_gate_fails(
     assert decision["deploy"] is False and decision["thresholds"]["precision"] == strict_precision_gate
     assert any("precision" in reason for reason in decision["reasons"])
     assert "deploy_model will be SKIPPED" in output  # the evaluate_model task log
-    production_after = registry.production_version(mlflow, stack.ml_model_name)
+    production_after = registry.production_version(mlflow, stack.ml.model_name)
     assert (production_after and production_after.version) == (production_before and production_before.version)

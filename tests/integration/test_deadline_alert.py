@@ -75,7 +75,7 @@ def reserialize(settings: Settings, scale: str | None) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "airflow", "dags", "reserialize"],
         env=env,
-        cwd=settings.airflow_home,
+        cwd=settings.airflow.home,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -51,13 +51,13 @@ def halves(settings: Settings, schema_id: int) -> tuple[list[EncodedBatch], list
 def transaction_ids(settings: Settings, before: dict[int, int], after: dict[int, int]) -> list[str]:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"faults-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
     )
     want = sum(after[p] - before.get(p, 0) for p in after)
-    consumer.assign([TopicPartition(settings.kafka_topic, p, before.get(p, 0)) for p in after])
+    consumer.assign([TopicPartition(settings.kafka.topic, p, before.get(p, 0)) for p in after])
     ids: list[str] = []
 
     def read() -> bool:
@@ -106,7 +106,7 @@ def test_broker_killed_mid_run_every_message_delivered_exactly_once(settings: Se
     replayed = transaction_ids(settings, after, again)
     assert sorted(replayed) == sorted(ids)  # identical ids: downstream dedup on transaction_id absorbs it
     # the invariant end to end: the topic (first run + replay) lands in silver, raw and the mart exactly once
-    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), set(ids))
+    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka.topic), set(ids))
 
 
 def test_broker_down_for_good_fails_loudly_with_the_tally(settings: Settings) -> None:
@@ -114,7 +114,7 @@ def test_broker_down_for_good_fails_loudly_with_the_tally(settings: Settings) ->
     first, _ = halves(settings, schema_id)
     faults.stop(settings, "kafka")
     with pytest.raises(DeliveryError) as failure:
-        produce_encoded(settings, iter(first), settings.kafka_topic, 30.0, **{"message.timeout.ms": 5_000})
+        produce_encoded(settings, iter(first), settings.kafka.topic, 30.0, **{"message.timeout.ms": 5_000})
     tally = failure.value.result
     assert tally.sent == N // 2 and tally.delivered == 0 and tally.failed == N // 2
     assert "delivered" in str(failure.value)

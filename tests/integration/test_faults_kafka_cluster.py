@@ -43,11 +43,11 @@ START = "2026-05-01T00:00:00Z"
 def cluster(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("kafka-cluster")
     (home / "jvm").symlink_to(stack.jvm_dir)  # the jars resolved for the stack (offline, no Maven run)
-    base = stack.kafka_port + 8
+    base = stack.kafka.port + 8
     settings = replace(
         stack,
         home=home,
-        kafka_bootstrap_servers=",".join(f"{stack.kafka_host}:{base + i}" for i in range(3)),
+        kafka_bootstrap_servers=",".join(f"{stack.kafka.host}:{base + i}" for i in range(3)),
         kafka_controller_port=base + 3,
         kafka_brokers=3,
         kafka_replication_factor=3,
@@ -63,9 +63,9 @@ def cluster(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def settled(settings: Settings) -> bool:
     """Every partition of the topic has a leader and at least ``min.insync.replicas`` (2) in-sync replicas."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 0})
     try:
-        topic = admin.list_topics(settings.kafka_topic, timeout=5).topics[settings.kafka_topic]
+        topic = admin.list_topics(settings.kafka.topic, timeout=5).topics[settings.kafka.topic]
     except (KafkaException, KeyError):
         return False
     parts = topic.partitions.values()
@@ -81,12 +81,12 @@ def topic_ids(settings: Settings) -> list[str]:
     after = faults.settled_end_offsets(settings)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"it-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
     )
-    consumer.assign([TopicPartition(settings.kafka_topic, p, 0) for p in after])
+    consumer.assign([TopicPartition(settings.kafka.topic, p, 0) for p in after])
     ids: list[str] = []
 
     def read() -> bool:
@@ -107,7 +107,7 @@ def kill(settings: Settings, node_id: int) -> None:
 
 
 def test_one_node_down_loses_nothing_two_down_fail_loudly_and_lose_nothing_acknowledged(cluster: Settings) -> None:
-    assert ensure_topic(cluster).partitions == cluster.kafka_topic_partitions
+    assert ensure_topic(cluster).partitions == cluster.kafka.partitions
     first, second = run_batches(cluster, "cluster-a", N // 2), run_batches(cluster, "cluster-b", N // 2)
 
     def one_node_dies_midway() -> Iterator[EncodedBatch]:
@@ -123,7 +123,7 @@ def test_one_node_down_loses_nothing_two_down_fail_loudly_and_lose_nothing_ackno
     kill(cluster, 3)  # one copy left: acks=all with min.insync.replicas=2 cannot be satisfied
     doomed = run_batches(cluster, "cluster-c", 500)
     with pytest.raises(DeliveryError) as failure:
-        produce_encoded(cluster, iter(doomed), cluster.kafka_topic, 60.0, **{"message.timeout.ms": 10_000})
+        produce_encoded(cluster, iter(doomed), cluster.kafka.topic, 60.0, **{"message.timeout.ms": 10_000})
     acknowledged = failure.value.result.delivered
     assert failure.value.result.failed == 500 - acknowledged > 0
 
@@ -139,4 +139,4 @@ def test_one_node_down_loses_nothing_two_down_fail_loudly_and_lose_nothing_ackno
     # timeout, replicated once the nodes returned): at-least-once, which silver deduplicates on the id.
     assert len(late) >= acknowledged
     # and the stream + dbt: whatever the topic holds lands in silver, raw and fct_transactions exactly once
-    exactly_once.assert_exactly_once(faults.stream_topic(cluster, cluster.kafka_topic), set(after))
+    exactly_once.assert_exactly_once(faults.stream_topic(cluster, cluster.kafka.topic), set(after))

@@ -15,7 +15,6 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +36,7 @@ N = 40_000
 @pytest.fixture
 def settings(stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     tag = uuid.uuid4().hex[:8]
-    ours = replace(stack, delta_base_path=tmp_path, ml_model_name=f"faults-{tag}", ml_experiment=f"faults-{tag}")
+    ours = stack.with_env(DELTA_BASE_PATH=tmp_path, ML_MODEL_NAME=f"faults-{tag}", ML_EXPERIMENT=f"faults-{tag}")
     batches = sample_data.silver_batches(N, 42, START, span=timedelta(days=DAYS), run_key="faults-ml")
     assert sample_data.write_silver_delta(silver_path(ours), batches) == N
     # MLflow's own client retries a refused connection for minutes; one attempt keeps the test short
@@ -48,12 +47,12 @@ def settings(stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def production(settings: Settings) -> str | None:
-    version = registry.production_version(registry.client(settings), settings.ml_model_name)
+    version = registry.production_version(registry.client(settings), settings.ml.model_name)
     return None if version is None else str(version.version)
 
 
 def versions(settings: Settings) -> set[str]:
-    found = registry.client(settings).search_model_versions(f"name = '{settings.ml_model_name}'")
+    found = registry.client(settings).search_model_versions(f"name = '{settings.ml.model_name}'")
     return {str(v.version) for v in found}
 
 
@@ -62,7 +61,7 @@ def test_mlflow_killed_during_training_fails_clearly_and_leaves_production(
 ) -> None:
     first = workflow.train_and_evaluate(settings, WINDOW, seed=1)
     registry.client(settings).set_registered_model_alias(
-        settings.ml_model_name, registry.PRODUCTION_ALIAS, first.version
+        settings.ml.model_name, registry.PRODUCTION_ALIAS, first.version
     )
 
     caplog.set_level(logging.INFO, logger="shoplake.ml.workflow")
@@ -86,7 +85,7 @@ def test_mlflow_killed_during_training_fails_clearly_and_leaves_production(
     assert not worker.is_alive()
     (error,) = outcome
     assert isinstance(error, workflow.MlflowUnavailableError), error
-    assert settings.mlflow_tracking_uri in str(error) and "production alias is unchanged" in str(error)
+    assert settings.mlflow.tracking_uri in str(error) and "production alias is unchanged" in str(error)
 
     with pytest.raises(workflow.MlflowUnavailableError, match="nothing was trained"):  # fails in seconds now
         workflow.train_and_evaluate(settings, WINDOW, seed=2)

@@ -11,7 +11,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -32,12 +31,12 @@ N = 3_000
 @pytest.fixture
 def settings(stack: Settings) -> Iterator[Settings]:
     db = f"shoplake_faults_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-    yield replace(stack, postgres_db=db)
+    yield stack.with_env(POSTGRES_DB=db)
     faults.start(stack, "postgres")  # whatever happened in the test, leave the server up for the next one
-    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
 
 
@@ -79,7 +78,7 @@ def generated_rows(n: int, run_key: str) -> pa.Table:
 
 
 def distinct_ids(settings: Settings, table: str) -> tuple[int, int]:
-    with psycopg.connect(settings.postgres_dsn()) as conn:
+    with psycopg.connect(settings.postgres.dsn()) as conn:
         row = conn.execute(f"select count(*), count(distinct transaction_id) from {table}").fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
@@ -111,10 +110,10 @@ def test_dbt_build_retries_when_postgres_restarts_mid_run(settings: Settings, ca
     options = dbt_runner.BuildOptions(docs=False)
 
     def dbt_connected() -> bool:
-        with psycopg.connect(settings.postgres_dsn("postgres")) as conn:
+        with psycopg.connect(settings.postgres.dsn("postgres")) as conn:
             row = conn.execute(
                 "select count(*) from pg_stat_activity where datname = %s and application_name = 'dbt'",
-                (settings.postgres_db,),
+                (settings.postgres.db,),
             ).fetchone()
         return row is not None and row[0] > 0
 

@@ -37,12 +37,12 @@ START = "2026-04-01T00:00:00Z"
 def settings(stack: Settings) -> Iterator[Settings]:
     with faults.private_topic(stack, "it-registry", "registry") as ours:
         yield ours
-    requests.delete(f"{stack.schema_registry_url}/subjects/{ours.schema_subject}", timeout=30)
+    requests.delete(f"{stack.registry.url}/subjects/{ours.schema_subject}", timeout=30)
 
 
 def registry_state(settings: Settings, schema_id: int) -> dict[str, Any]:
     """What a client can see of our subject: its versions, the latest one's id and the schema by id."""
-    base, subject = settings.schema_registry_url, settings.schema_subject
+    base, subject = settings.registry.url, settings.schema_subject
     versions = requests.get(f"{base}/subjects/{subject}/versions", timeout=30)
     latest = requests.get(f"{base}/subjects/{subject}/versions/latest", timeout=30)
     by_id = requests.get(f"{base}/schemas/ids/{schema_id}", timeout=30)
@@ -65,11 +65,11 @@ def test_registry_crash_keeps_schemas_and_ids_and_producers_keep_going(settings:
     produced = produce_encoded(settings, iter(batches))  # already-encoded work needs no registry
     assert produced.delivered == N and produced.failed == 0
     with pytest.raises(RegistryUnavailableError):  # the stream fails the batch (retried), never quarantines
-        RegistrySchemas(settings.schema_registry_url, timeout=5).writer_schema(schema_id)
+        RegistrySchemas(settings.registry.url, timeout=5).writer_schema(schema_id)
 
     faults.start(settings, "registry")
     assert registry_state(settings, schema_id) == before  # nothing lost, nothing renumbered
-    assert RegistrySchemas(settings.schema_registry_url).writer_schema(schema_id) == schema_dict()
+    assert RegistrySchemas(settings.registry.url).writer_schema(schema_id) == schema_dict()
     again = ingest(settings, N, 4, START, run_key="faults-registry-after")  # ensures + verifies via the registry
     assert again.schema_id == schema_id and again.verify is not None and again.verify.ok
     assert registry_state(settings, schema_id) == before
@@ -77,4 +77,4 @@ def test_registry_crash_keeps_schemas_and_ids_and_producers_keep_going(settings:
     after = list(encoded_batches(validate_params(settings, N, 4, START, run_key="faults-registry-after"), schema_id))
     delivered = faults.batch_ids(batches) | faults.batch_ids(after)
     assert len(delivered) == 2 * N
-    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka_topic), delivered)
+    exactly_once.assert_exactly_once(faults.stream_topic(settings, settings.kafka.topic), delivered)

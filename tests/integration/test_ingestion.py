@@ -6,7 +6,6 @@ import json
 import socket
 import time
 import uuid
-from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -36,14 +35,14 @@ def _transaction_ids(settings: Settings, before: dict[int, int], after: dict[int
     """Every transaction id written between two offset snapshots, read back from the topic."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"t-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
     )
     schema = schemas.parsed_schema()
     want = sum(after[p] - before.get(p, 0) for p in after)
-    consumer.assign([TopicPartition(settings.kafka_topic, p, before.get(p, 0)) for p in after])
+    consumer.assign([TopicPartition(settings.kafka.topic, p, before.get(p, 0)) for p in after])
     ids: list[str] = []
     deadline = time.monotonic() + 60
     try:
@@ -121,7 +120,7 @@ def test_existing_topic_with_other_partition_count_is_reported(stack: Settings) 
     topic = f"it-{uuid.uuid4().hex}"
     assert ensure_topic(stack, topic).created
     assert not ensure_topic(stack, topic).created
-    other = replace(stack, kafka_topic_partitions=stack.kafka_topic_partitions + 1)
+    other = stack.with_env(KAFKA_TOPIC_PARTITIONS=str(stack.kafka.partitions + 1))
     with pytest.raises(TopicMismatchError, match="partitions"):
         ensure_topic(other, topic)
 
@@ -134,7 +133,7 @@ def test_verification_fails_when_the_topic_does_not_match_the_claim(stack: Setti
 
 
 def test_unreachable_broker_is_a_clear_error_within_seconds(stack: Settings) -> None:
-    dead = replace(stack, kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}")
+    dead = stack.with_env(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}")
     started = time.monotonic()
     with pytest.raises(KafkaUnavailableError, match="did not answer"):
         ingest(dead, 100, 1, "2026-05-04T00:00:00Z")
@@ -142,7 +141,7 @@ def test_unreachable_broker_is_a_clear_error_within_seconds(stack: Settings) -> 
 
 
 def test_unreachable_registry_is_a_clear_error_within_seconds(stack: Settings) -> None:
-    dead = replace(stack, schema_registry_url=f"http://127.0.0.1:{_free_port()}")
+    dead = stack.with_env(SCHEMA_REGISTRY_URL=f"http://127.0.0.1:{_free_port()}")
     started = time.monotonic()
     with pytest.raises(RegistryUnavailableError, match="unreachable"):
         ingest(dead, 100, 1, "2026-05-04T00:00:00Z")
@@ -152,7 +151,7 @@ def test_unreachable_registry_is_a_clear_error_within_seconds(stack: Settings) -
 def test_bad_parameters_fail_before_touching_kafka(stack: Settings) -> None:
     before = end_offsets(stack)
     with pytest.raises(IngestParameterError):
-        ingest(stack, stack.ingest_max_transactions + 1, 1, "2026-05-04T00:00:00Z")
+        ingest(stack, stack.ingest.max_transactions + 1, 1, "2026-05-04T00:00:00Z")
     with pytest.raises(IngestParameterError):
-        ingest(replace(stack, kafka_bootstrap_servers="127.0.0.1:1"), -1, 1, "2026-05-04T00:00:00Z")
+        ingest(stack.with_env(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), -1, 1, "2026-05-04T00:00:00Z")
     assert end_offsets(stack) == before

@@ -86,7 +86,7 @@ def first(ml_settings: Settings) -> tuple[workflow.TrainingResult, deploy.Deploy
 
 
 def _production(settings: Settings) -> str | None:
-    version = registry.production_version(registry.client(settings), settings.ml_model_name)
+    version = registry.production_version(registry.client(settings), settings.ml.model_name)
     return None if version is None else str(version.version)
 
 
@@ -97,9 +97,9 @@ def test_default_world_passes_the_gates_out_of_time_and_deploys(
     result, decision = first
     m = result.test_metrics
     print(f"\nout-of-time test metrics: { {k: round(v, 4) for k, v in m.items()} }\nrows: {result.rows}")
-    assert m["precision"] >= ml_settings.ml_min_precision
-    assert m["recall"] >= ml_settings.ml_min_recall
-    assert m["f1"] >= ml_settings.ml_min_f1
+    assert m["precision"] >= ml_settings.ml.min_precision
+    assert m["recall"] >= ml_settings.ml.min_recall
+    assert m["f1"] >= ml_settings.ml.min_f1
     assert result.split["split_test_start"] > result.split["split_gap_start"] > result.split["split_validation_start"]
     assert result.rows["gap"] > 0 and result.rows["test"] > 0
     assert decision.deployed and decision.production_after == result.version
@@ -134,7 +134,7 @@ def test_shuffled_labels_fail_the_gates_and_nothing_is_deployed(
     print(f"\nshuffled-label test metrics: { {k: round(v, 4) for k, v in noise.test_metrics.items()} }")
     assert not decision.deployed and not decision.gates_passed
     assert _production(ml_settings) == before == first[0].version
-    tags = registry.client(ml_settings).get_model_version(ml_settings.ml_model_name, noise.version).tags
+    tags = registry.client(ml_settings).get_model_version(ml_settings.ml.model_name, noise.version).tags
     assert tags["deployment_decision"] == "rejected"
     assert "precision" in tags["deployment_reasons"] or "recall" in tags["deployment_reasons"]
 
@@ -152,7 +152,7 @@ def test_failing_model_never_moves_the_alias_a_better_one_does_and_old_versions_
     assert _production(ml_settings) == first[0].version
 
     # Arrange a weak production model, then train a good candidate against it: the alias must move.
-    client.set_registered_model_alias(ml_settings.ml_model_name, registry.PRODUCTION_ALIAS, weak.version)
+    client.set_registered_model_alias(ml_settings.ml.model_name, registry.PRODUCTION_ALIAS, weak.version)
     better = workflow.train_and_evaluate(ml_settings, WINDOW, seed=7)
     assert better.production_version == weak.version
     accepted = deploy.deploy(ml_settings, better.run_id, thresholds)
@@ -212,7 +212,7 @@ def _topic_keys(settings: Settings, topic: str) -> list[str]:
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"it-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -276,11 +276,11 @@ def test_streaming_scorer_matches_batch_scoring_never_duplicates_and_follows_the
 
     # Move the alias, land a new day in silver: the next batch scores it with the new version.
     client = registry.client(ml_settings)
-    versions = {str(v.version) for v in client.search_model_versions(f"name='{ml_settings.ml_model_name}'")}
+    versions = {str(v.version) for v in client.search_model_versions(f"name='{ml_settings.ml.model_name}'")}
     other = min(versions - {production}, key=int, default=None)
     if other is None:  # this test run alone: the module's other tests registered no second version
         other = workflow.train_and_evaluate(ml_settings, WINDOW, seed=7).version
-    client.set_registered_model_alias(ml_settings.ml_model_name, registry.PRODUCTION_ALIAS, other)
+    client.set_registered_model_alias(ml_settings.ml.model_name, registry.PRODUCTION_ALIAS, other)
     day = Window(WINDOW.end, WINDOW.end + timedelta(days=1))
     new_rows = pa.concat_tables(
         sample_data.silver_batches(15_000, 42, day.start, span=timedelta(days=1), run_key="it-ml-stream")

@@ -61,7 +61,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     suffix = uuid.uuid4().hex[:10]
     home = tmp_path_factory.mktemp("obs-home")
     (home / "jvm").symlink_to(stack.jvm_dir)  # the resolved Spark jars, not re-resolved
-    root = stack.delta_base_path / f"it-obs-{suffix}"
+    root = stack.lake.base_path / f"it-obs-{suffix}"
     # Every table path (gold included) below the world's own root: the report must never read the shared
     # Delta folder, where other tests' gold tables hold many small files (a WARN that is not this world's).
     settings = dataclasses.replace(
@@ -72,7 +72,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         alert_webhook_url="http://127.0.0.1:9/never-called",
     )
     topic = f"it-obs-{suffix}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
     cfg = dataclasses.replace(
         load_streaming_config(settings),
@@ -97,7 +97,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             )
         )
     yield w
-    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres.dsn(), autocommit=True) as conn:
         for schema in (cfg.warehouse_schema, w.marts_schema):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     admin.delete_topics([topic])
@@ -130,12 +130,12 @@ def test_lineage_of_the_run_names_every_dataset_it_touched(world: World) -> None
     named = {d["name"] for e in events for d in e["inputs"] + e["outputs"]}
     delta_tables = {str(p.parent) for p in world.cfg.bronze_path.parent.parent.glob("*/*/_delta_log")}
     assert delta_tables == {str(world.cfg.bronze_path), str(world.cfg.silver_path), str(world.cfg.quarantine_path)}
-    raw = f"{world.settings.postgres_db}.{world.cfg.warehouse_schema}.{world.cfg.warehouse_table}"
+    raw = f"{world.settings.postgres.db}.{world.cfg.warehouse_schema}.{world.cfg.warehouse_table}"
     assert named == delta_tables | {world.topic, raw}
 
 
 def test_stale_tables_fail(world: World) -> None:
-    later = datetime.now(UTC) + timedelta(hours=world.settings.health_max_table_age_hours + 1)
+    later = datetime.now(UTC) + timedelta(hours=world.settings.health.max_table_age_hours + 1)
     doc = _report(world, now=later)
     assert doc["status"] == "FAIL"
     assert any(p.startswith("table silver: stale") for p in doc["problems"])  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ def v2_schema() -> dict[str, Any]:
 
 def register_v2(lane: Lane) -> int:
     resp = requests.post(
-        f"{lane.settings.schema_registry_url}/subjects/{lane.topic}-value/versions",
+        f"{lane.settings.registry.url}/subjects/{lane.topic}-value/versions",
         json={"schema": json.dumps(v2_schema())},
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         timeout=30,

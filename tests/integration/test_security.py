@@ -86,10 +86,10 @@ def test_every_service_listens_on_loopback_only(stack: Settings) -> None:
     listeners = {name: _listeners(procs) for name, procs in services.items()}
     # the check looks at the right sockets: each service's configured port is among them
     expected = {
-        "postgres": stack.postgres_port,
-        "kafka": stack.kafka_port,
-        "mlflow": stack.mlflow_port,
-        "registry": stack.schema_registry_internal_port,
+        "postgres": stack.postgres.port,
+        "kafka": stack.kafka.port,
+        "mlflow": stack.mlflow.port,
+        "registry": stack.registry.internal_port,
     }
     for name, port in expected.items():
         assert port in {p for _, p in listeners[name]}, f"{name} does not listen on {port}: {listeners[name]}"
@@ -106,7 +106,10 @@ def _free_port() -> int:
 
 def _secrets_of(settings: Settings) -> dict[str, str]:
     """Each password as written and URL-quoted (how it appears inside a SQLAlchemy or MLflow store URI)."""
-    plain = {"postgres": settings.postgres_password, "airflow": settings.airflow_admin_password}
+    plain = {
+        "postgres": settings.postgres.password.get_secret_value(),
+        "airflow": settings.airflow.admin_password.get_secret_value(),
+    }
     return {**plain, **{f"{label} (URL-quoted)": quote(secret, safe="") for label, secret in plain.items()}}
 
 
@@ -143,7 +146,7 @@ def secret_stack(stack: Settings) -> Iterator[Settings]:
         ingested = ingest(settings, 200, 7, "2026-06-01T00:00:00Z", run_key="secrets")  # registry + Kafka
         assert ingested.verify is not None and ingested.verify.ok
         created = requests.post(
-            f"{settings.mlflow_tracking_uri}/api/2.0/mlflow/experiments/create", json={"name": "secrets"}, timeout=60
+            f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/experiments/create", json={"name": "secrets"}, timeout=60
         )
         created.raise_for_status()  # MLflow wrote to its PostgreSQL backend store
         report.write_report(settings, report.build_report(settings, datetime.now(UTC)))
@@ -189,7 +192,7 @@ def test_airflow_api_refuses_requests_without_a_valid_token(
 
 
 def test_airflow_login_with_a_wrong_password_is_refused(airflow: AirflowClient) -> None:
-    wrong = {"username": airflow.settings.airflow_admin_user, "password": "wrong-one"}  # pragma: allowlist secret
+    wrong = {"username": airflow.settings.airflow.admin_user, "password": "wrong-one"}  # pragma: allowlist secret
     resp = requests.post(f"{airflow.url}/auth/token", json=wrong, timeout=30)
     assert resp.status_code in (401, 403)
     assert airflow.request("GET", "/dags", params={"limit": 1})["total_entries"] >= 1  # the right one works

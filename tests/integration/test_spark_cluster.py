@@ -64,7 +64,7 @@ def cluster(stack: Settings) -> Iterator[str]:
 
 def _config(lane: Lane, root: Path) -> Path:
     """A streaming config writing every table under ``root`` (relative to DELTA_BASE_PATH)."""
-    rel = root.relative_to(lane.settings.delta_base_path)
+    rel = root.relative_to(lane.settings.lake.base_path)
     lines = [
         "[source]",
         f'topics = ["{lane.topic}"]',

@@ -58,7 +58,7 @@ def claimed_ports(settings: Settings) -> list[int]:
 def create_topic(settings: Settings, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     futures[topic].result(timeout=30)
 
@@ -66,7 +66,7 @@ def create_topic(settings: Settings, topic: str) -> None:
 def produce(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all"})
     errors: list[object] = []
     producer.produce(topic, key=key, value=value, on_delivery=lambda err, _msg: errors.append(err))
     assert producer.flush(30) == 0
@@ -79,7 +79,7 @@ def consume_until(settings: Settings, topic: str, key: bytes, deadline_s: float 
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"test-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -103,7 +103,7 @@ def consume_until(settings: Settings, topic: str, key: bytes, deadline_s: float 
 def register_transaction_schema(settings: Settings, subject: str) -> int:
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-    client = SchemaRegistryClient({"url": settings.schema_registry_url})
+    client = SchemaRegistryClient({"url": settings.registry.url})
     schema_id: int = client.register_schema(subject, Schema(TRANSACTION_SCHEMA.read_text(), "AVRO"))
     return schema_id
 
@@ -158,7 +158,7 @@ def test_registry_register_and_fetch_avro(stack: Settings) -> None:
 
     subject = f"test-stack-{uuid.uuid4().hex[:8]}-value"
     schema_id = register_transaction_schema(stack, subject)
-    client = SchemaRegistryClient({"url": stack.schema_registry_url})
+    client = SchemaRegistryClient({"url": stack.registry.url})
     fetched = client.get_schema(schema_id)
     assert fetched.schema_type == "AVRO"
     assert json.loads(fetched.schema_str)["name"] == json.loads(TRANSACTION_SCHEMA.read_text())["name"]
@@ -170,8 +170,8 @@ def test_registry_register_and_fetch_avro(stack: Settings) -> None:
 def test_postgres_has_all_three_databases(stack: Settings) -> None:
     import psycopg
 
-    for db in (stack.postgres_db, stack.airflow_db, stack.mlflow_db):
-        with psycopg.connect(stack.postgres_dsn(db)) as conn:
+    for db in (stack.postgres.db, stack.postgres.airflow_db, stack.postgres.mlflow_db):
+        with psycopg.connect(stack.postgres.dsn(db)) as conn:
             row = conn.execute("select current_database(), 40 + 2").fetchone()
         assert row == (db, 42)
 
@@ -180,7 +180,7 @@ def test_mlflow_logs_a_run_with_an_artifact(stack: Settings, tmp_path: Path) -> 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(stack.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(stack.mlflow.tracking_uri)
     mlflow.set_experiment("test-stack")
     note = tmp_path / "note.txt"
     note.write_text("artifact body")
@@ -188,7 +188,7 @@ def test_mlflow_logs_a_run_with_an_artifact(stack: Settings, tmp_path: Path) -> 
         mlflow.log_param("alpha", "0.5")
         mlflow.log_metric("f1", 0.9)
         mlflow.log_artifact(str(note))
-    client = MlflowClient(stack.mlflow_tracking_uri)
+    client = MlflowClient(stack.mlflow.tracking_uri)
     stored = client.get_run(run.info.run_id)
     assert stored.data.params["alpha"] == "0.5"
     assert stored.data.metrics["f1"] == 0.9
@@ -219,7 +219,7 @@ def test_down_leaves_nothing_and_restart_keeps_messages_and_schemas(stack: Setti
     assert consume_until(stack, topic, key) == b"survives restarts"
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    client = SchemaRegistryClient({"url": stack.schema_registry_url})
+    client = SchemaRegistryClient({"url": stack.registry.url})
     assert client.get_latest_version(subject).schema_id == schema_id
     assert register_transaction_schema(stack, subject) == schema_id  # same schema, same id after restart
     assert shoplake("status").returncode == 0

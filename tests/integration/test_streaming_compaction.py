@@ -143,7 +143,7 @@ def test_appends_committed_while_it_runs_are_kept(spark: SparkSession, tmp_path:
 
 
 def test_the_service_compaction_runs_in_its_pool_and_records_each_table(spark: SparkSession, tmp_path: Path) -> None:
-    settings = dataclasses.replace(get_settings(), delta_base_path=tmp_path / "delta", home=tmp_path / "home")
+    settings = get_settings().with_env(DELTA_BASE_PATH=tmp_path / "delta", SHOPLAKE_HOME=tmp_path / "home")
     cfg = dataclasses.replace(load_streaming_config(settings), compaction_min_file_size="16k")
     _append(spark, cfg.silver_path, 0, 4)
     _append(spark, cfg.quarantine_path, 0, 2)  # no bronze table yet: skipped

@@ -73,7 +73,7 @@ def _burst(at: dt.datetime, devices: range = range(1_000)) -> list[tuple[object,
 
 def _lane(tmp_path: Path) -> StreamingConfig:
     return dataclasses.replace(
-        load_streaming_config(dataclasses.replace(get_settings(), delta_base_path=tmp_path)),
+        load_streaming_config(get_settings().with_env(DELTA_BASE_PATH=tmp_path)),
         checkpoint_root=tmp_path / "checkpoints",
         metrics_path=tmp_path / "progress.jsonl",
     )

@@ -75,12 +75,12 @@ class Lane:
 def lane(stack: Settings) -> Iterator[Lane]:
     suffix = uuid.uuid4().hex[:10]
     topic = f"it-stream-{suffix}"
-    root = stack.delta_base_path / f"it-{suffix}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    root = stack.lake.base_path / f"it-{suffix}"
+    admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
     schema_id = register(stack, f"{topic}-value")
     cfg = dataclasses.replace(
-        load_streaming_config(dataclasses.replace(stack, delta_base_path=root)),  # every table below root
+        load_streaming_config(stack.with_env(DELTA_BASE_PATH=root)),  # every table below root
         topics=(topic,),
         checkpoint_root=root / "checkpoints",
         metrics_path=root / "progress.jsonl",
@@ -89,14 +89,14 @@ def lane(stack: Settings) -> Iterator[Lane]:
         shuffle_partitions=2,
     )
     yield Lane(stack, cfg, topic, schema_id, root)
-    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(cfg.warehouse_schema)))
     admin.delete_topics([topic])
 
 
 def register(settings: Settings, subject: str) -> int:
     resp = requests.post(
-        f"{settings.schema_registry_url}/subjects/{subject}/versions",
+        f"{settings.registry.url}/subjects/{subject}/versions",
         json={"schema": schema_text()},
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         timeout=30,
@@ -142,7 +142,7 @@ def produce(settings: Settings, topic: str, messages: list[tuple[bytes | None, b
     (past) event time would let the broker's time-based retention delete them under the test's feet.
     """
     producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True, "linger.ms": 20}
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True, "linger.ms": 20}
     )
     failures: list[str] = []
 
@@ -362,7 +362,7 @@ def test_crash_between_warehouse_upsert_and_silver_commit_replays_exactly(
     prepare_medallion(spark, cfg)
     # ingested_at is evaluated per execution, so the replay below stamps different values, as a real replay does.
     batch = kafka_batch(spark, cfg, lane.topic)
-    reference = load_reference(cfg.reference_dir)
+    reference = load_reference()
     with pytest.raises(_CrashError):
         crashing(cfg, schema_dict(), reference, warehouse_target(cfg))(batch, 0)
     loaded = warehouse_count(cfg)
@@ -435,9 +435,7 @@ def test_a_small_continuous_batch_writes_one_file_per_date_partition(
     prepare_medallion(spark, cfg)
     batch = kafka_batch(spark, cfg, lane.topic)
     assert batch.rdd.getNumPartitions() == 3
-    body = MedallionBatch(
-        cfg, schema_dict(), load_reference(cfg.reference_dir), warehouse_target(cfg), one_bronze_task=continuous
-    )
+    body = MedallionBatch(cfg, schema_dict(), load_reference(), warehouse_target(cfg), one_bronze_task=continuous)
     body(batch, 0)
     files = 1 if continuous else 3
     # Bronze is partitioned by the Kafka timestamp's date (today), silver by the events' own dates.
@@ -496,9 +494,9 @@ def test_sigkill_mid_run_then_restart_still_exactly_n(spark: SparkSession, lane:
                 f'topics = ["{lane.topic}"]',
                 "max_offsets_per_trigger = 1500",
                 "[tables]",
-                f'bronze = "{cfg.bronze_path.relative_to(lane.settings.delta_base_path)}"',
-                f'silver = "{cfg.silver_path.relative_to(lane.settings.delta_base_path)}"',
-                f'quarantine = "{cfg.quarantine_path.relative_to(lane.settings.delta_base_path)}"',
+                f'bronze = "{cfg.bronze_path.relative_to(lane.settings.lake.base_path)}"',
+                f'silver = "{cfg.silver_path.relative_to(lane.settings.lake.base_path)}"',
+                f'quarantine = "{cfg.quarantine_path.relative_to(lane.settings.lake.base_path)}"',
                 "[paths]",
                 f'checkpoints = "{cfg.checkpoint_root}"',
                 f'progress_log = "{cfg.metrics_path}"',

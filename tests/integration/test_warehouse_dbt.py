@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -44,10 +43,10 @@ def settings() -> Iterator[Settings]:
     base = get_settings()
     already_up = any(row.name == "postgres" and row.healthy for row in local_stack.status(base))
     local_stack.up(base, ["postgres"])
-    with psycopg.connect(base.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(base.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEST_DB)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEST_DB)))
-    yield replace(base, postgres_db=TEST_DB)
+    yield base.with_env(POSTGRES_DB=TEST_DB)
     if not already_up:
         local_stack.down(base, ["postgres"])
 
@@ -63,12 +62,12 @@ def first_build(settings: Settings, loaded: raw_loader.LoadedRows) -> list[dbt_r
 
 
 def query(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.postgres_dsn()) as conn:
+    with psycopg.connect(settings.postgres.dsn()) as conn:
         return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
 
 
 def execute(settings: Settings, *statements: str) -> None:
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]
 
@@ -218,7 +217,9 @@ def test_a_bad_raw_row_fails_exactly_the_test_that_guards_against_it(
         if bad_row == "negative_amount":
             _copy_of_a_row(settings, bad_id, amount_cents="-500", amount="-5.000")
         elif bad_row == "future_timestamp":
-            _copy_of_a_row(settings, bad_id, event_time="now() + interval '1 day'")
+            # one minute past the bound silver applies too ([silver] max_clock_skew_minutes)
+            skew = settings.streaming.silver.max_clock_skew_minutes
+            _copy_of_a_row(settings, bad_id, event_time=f"now() + interval '{skew + 1} minutes'")
         else:
             # raw's primary key makes a duplicate impossible through the sink; drop it to simulate an
             # append-only loader and prove the source test would catch one.

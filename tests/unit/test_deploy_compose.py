@@ -1,8 +1,8 @@
 """``deploy/compose.yaml`` cannot drift from the settings module.
 
 The compose file is only documentation until someone runs it on real hosts, so nothing else would notice
-a renamed variable or a moved port. Checked here: every Shoplake variable in it is one ``config.py``
-reads; the settings block validates under the production profile; and every host:port a setting names
+a renamed variable or a moved port. Checked here: every Shoplake variable in it is one the settings
+model reads; the settings block validates under the production profile; and every host:port a setting names
 (Kafka bootstrap servers, registry, PostgreSQL, MLflow, Spark master, Airflow API) is a compose service
 that listens on exactly that port, while the ports the services are told to use equal the settings.
 """
@@ -23,9 +23,8 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-_READ = re.compile(r'\b(?:get|typed|port|url|fraction|e\.get)\(\s*"([A-Z][A-Z0-9_]+)"')
 _INTERPOLATION = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
-# Variables in the settings block that belong to third-party programs, not to config.py.
+# Variables in the settings block that belong to third-party programs, not to Shoplake's settings.
 FOREIGN_PREFIXES = ("AIRFLOW__", "KAFKA_NODE_ID", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_SERVER_")
 
 
@@ -52,7 +51,7 @@ def settings(shoplake_env: dict[str, str]) -> Settings:
 
 
 def _read_by_config() -> set[str]:
-    return set(_READ.findall((ROOT / "src/shoplake/config.py").read_text()))
+    return set(Settings.from_env({}).redacted())
 
 
 def _listens(service: dict[str, Any]) -> set[int]:
@@ -101,8 +100,8 @@ def test_settings_block_is_valid_under_the_production_profile(settings: Settings
 
 def test_kafka_cluster_matches_the_bootstrap_servers(settings: Settings, compose: dict[str, Any]) -> None:
     services = compose["services"]
-    servers = [s.rsplit(":", 1) for s in settings.kafka_bootstrap_servers.split(",")]
-    assert len(servers) >= settings.kafka_replication_factor == 3
+    servers = [s.rsplit(":", 1) for s in settings.kafka.bootstrap_servers.split(",")]
+    assert len(servers) >= settings.kafka.replication_factor == 3
     for host, port in servers:
         broker = services[host]
         assert int(port) in _listens(broker)
@@ -115,9 +114,9 @@ def test_kafka_cluster_matches_the_bootstrap_servers(settings: Settings, compose
 @pytest.mark.parametrize(
     ("service", "url_of"),
     [
-        ("registry", lambda s: s.schema_registry_url),
-        ("mlflow", lambda s: s.mlflow_tracking_uri),
-        ("spark-master", lambda s: s.spark_master.replace("spark://", "http://")),
+        ("registry", lambda s: s.registry.url),
+        ("mlflow", lambda s: s.mlflow.tracking_uri),
+        ("spark-master", lambda s: s.spark.master.replace("spark://", "http://")),
     ],
 )
 def test_urls_point_at_a_service_listening_on_that_port(
@@ -130,32 +129,32 @@ def test_urls_point_at_a_service_listening_on_that_port(
 
 def test_ports_the_services_are_told_to_use_equal_the_settings(settings: Settings, compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert settings.postgres_host == "postgres" and settings.postgres_port in _listens(services["postgres"])
-    assert services["postgres"]["environment"]["POSTGRES_USER"] == settings.postgres_user
-    assert int(_option(services["mlflow"], "--port")) == settings.mlflow_port
+    assert settings.postgres.host == "postgres" and settings.postgres.port in _listens(services["postgres"])
+    assert services["postgres"]["environment"]["POSTGRES_USER"] == settings.postgres.user
+    assert int(_option(services["mlflow"], "--port")) == settings.mlflow.port
     master = services["spark-master"]
-    assert int(_option(master, "--port")) == settings.spark_master_port
-    assert int(_option(master, "--webui-port")) == settings.spark_master_webui_port
+    assert int(_option(master, "--port")) == settings.spark.master_port
+    assert int(_option(master, "--webui-port")) == settings.spark.master_webui_port
     workers = sorted(n for n in services if n.startswith("spark-worker-"))
-    assert len(workers) == settings.spark_worker_instances
+    assert len(workers) == settings.spark.worker_instances
     for i, name in enumerate(workers, 1):
         worker = services[name]
-        assert _option(worker, "--memory") == settings.spark_worker_memory
-        assert int(_option(worker, "--cores")) == settings.spark_worker_cores
-        assert int(_option(worker, "--webui-port")) == settings.spark_master_webui_port + i
-        assert [str(c) for c in worker["command"]][-1] == settings.spark_master
+        assert _option(worker, "--memory") == settings.spark.worker_memory
+        assert int(_option(worker, "--cores")) == settings.spark.worker_cores
+        assert int(_option(worker, "--webui-port")) == settings.spark.master_webui_port + i
+        assert [str(c) for c in worker["command"]][-1] == settings.spark.master
     api = services["airflow-apiserver"]
-    assert int(_option(api, "--port")) == settings.airflow_api_port
-    assert settings.airflow_api_port in _listens(api)
+    assert int(_option(api, "--port")) == settings.airflow.api_port
+    assert settings.airflow.api_port in _listens(api)
     airflow_env = compose["x-airflow-env"]
     assert airflow_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
-        f"http://airflow-apiserver:{settings.airflow_api_port}/execution/"
+        f"http://airflow-apiserver:{settings.airflow.api_port}/execution/"
     )
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
         conn = urlsplit(airflow_env[key])
-        assert (conn.hostname, conn.port, conn.username) == ("postgres", settings.postgres_port, settings.postgres_user)
-        assert conn.path == f"/{settings.airflow_db}"
+        assert (conn.hostname, conn.port, conn.username) == ("postgres", settings.postgres.port, settings.postgres.user)
+        assert conn.path == f"/{settings.postgres.airflow_db}"
     assert urlsplit(airflow_env["AIRFLOW__CELERY__BROKER_URL"]).hostname in services
 
 

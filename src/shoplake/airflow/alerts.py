@@ -14,7 +14,6 @@ lookup misses metadata-DB connections in the triggerer, apache/airflow#63929).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any, Final
 
 from shoplake.config import Settings, get_settings
@@ -48,7 +47,7 @@ ALERT_CONNECTION_ID: Final = "shoplake_alerts"
 def with_connection(settings: Settings, connection: Any) -> Settings:
     """``settings`` with the webhook of the ``shoplake_alerts`` connection, when there is one."""
     url = str(getattr(connection, "host", None) or "").strip()
-    return dataclasses.replace(settings, alert_webhook_url=url) if url else settings
+    return settings.with_env(ALERT_WEBHOOK_URL=url) if url else settings
 
 
 def _task_settings() -> Settings:

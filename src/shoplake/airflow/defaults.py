@@ -45,7 +45,7 @@ def deadline(dag_id: str, within: timedelta) -> DeadlineAlert | None:
     ``airflow dags test`` of Airflow 3.3.2 cannot finish a successful run of a DAG that has one (``dag.test``
     hands the encoded alerts to ``DagRun.update_state``, which looks them up as alert ids and fails).
     """
-    scale = get_settings().airflow_deadline_scale
+    scale = get_settings().airflow.deadline_scale
     if scale == 0:
         return None
     return DeadlineAlert(

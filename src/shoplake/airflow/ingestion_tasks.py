@@ -26,7 +26,7 @@ def check_schema_registry(settings: Settings) -> dict[str, Any]:
     from shoplake.contracts.registry import check_schema_registry as check
 
     subjects = check(settings)
-    return {"url": settings.schema_registry_url, "subjects": subjects}
+    return {"url": settings.registry.url, "subjects": subjects}
 
 
 def event_window(conf_start: str | None, span_days: float | None, run_after: datetime) -> tuple[str, timedelta | None]:

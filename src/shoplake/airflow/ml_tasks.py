@@ -24,14 +24,14 @@ MODEL_SEED: Final = 42
 def check_mlflow(settings: Settings) -> dict[str, Any]:
     import requests
 
-    url = f"{settings.mlflow_tracking_uri}/health"
+    url = f"{settings.mlflow.tracking_uri}/health"
     try:
         resp = requests.get(url, timeout=10)
     except requests.RequestException as exc:
-        raise ConnectionError(f"MLflow at {settings.mlflow_tracking_uri} is unreachable: {exc}") from exc
+        raise ConnectionError(f"MLflow at {settings.mlflow.tracking_uri} is unreachable: {exc}") from exc
     if resp.status_code != 200:
         raise ConnectionError(f"GET {url} answered {resp.status_code}: {resp.text[:200]}")
-    return {"tracking_uri": settings.mlflow_tracking_uri, "health": resp.text.strip()}
+    return {"tracking_uri": settings.mlflow.tracking_uri, "health": resp.text.strip()}
 
 
 def extract_training_data(

@@ -87,7 +87,7 @@ class DeltaTablesHealthySensor(BaseSensorOperator):
         from shoplake.pipeline.config import load_streaming_config
 
         settings = get_settings()
-        max_age = self.max_age or timedelta(hours=settings.health_max_table_age_hours)
+        max_age = self.max_age or timedelta(hours=settings.health.max_table_age_hours)
         tables = check_tables(load_streaming_config(settings), now=datetime.now(UTC), max_age=max_age)
         bad = [f"{t.name}: {t.status}: {t.detail}" for t in tables if not t.healthy]
         for line in bad:

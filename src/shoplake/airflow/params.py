@@ -28,9 +28,9 @@ def ingestion_params(settings: Settings) -> dict[str, Param]:
             None,
             type=["null", "integer"],
             minimum=1,
-            maximum=settings.ingest_max_transactions,
+            maximum=settings.ingest.max_transactions,
             description=(
-                f"Transactions to generate (1..{settings.ingest_max_transactions}); empty = Variable "
+                f"Transactions to generate (1..{settings.ingest.max_transactions}); empty = Variable "
                 f"{NUM_TRANSACTIONS_VARIABLE}, else {DEFAULT_NUM_TRANSACTIONS}"
             ),
         ),
@@ -67,9 +67,9 @@ def resolve_num_transactions(settings: Settings, from_conf: Any, from_variable: 
         value = int(from_variable.strip())
     except ValueError:
         raise ValueError(f"Variable {NUM_TRANSACTIONS_VARIABLE}={from_variable!r} is not an integer") from None
-    if not 1 <= value <= settings.ingest_max_transactions:
+    if not 1 <= value <= settings.ingest.max_transactions:
         raise ValueError(
-            f"Variable {NUM_TRANSACTIONS_VARIABLE}={value} is outside 1..{settings.ingest_max_transactions}"
+            f"Variable {NUM_TRANSACTIONS_VARIABLE}={value} is outside 1..{settings.ingest.max_transactions}"
         )
     return value
 

@@ -52,7 +52,7 @@ class DagRun:
 
 def base_url(settings: Settings) -> str:
     host = "localhost" if settings.bind_host in ("0.0.0.0", "127.0.0.1") else settings.bind_host
-    return f"http://{host}:{settings.airflow_api_port}"
+    return f"http://{host}:{settings.airflow.api_port}"
 
 
 class AirflowClient:
@@ -68,7 +68,10 @@ class AirflowClient:
 
         resp = requests.post(
             f"{self.url}/auth/token",
-            json={"username": self.settings.airflow_admin_user, "password": self.settings.airflow_admin_password},
+            json={
+                "username": self.settings.airflow.admin_user,
+                "password": self.settings.airflow.admin_password.get_secret_value(),
+            },
             timeout=self.timeout,
         )
         if resp.status_code not in (200, 201):

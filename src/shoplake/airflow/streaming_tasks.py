@@ -20,7 +20,7 @@ class UnhealthyError(RuntimeError):
 def check_streaming_config(settings: Settings) -> dict[str, Any]:
     from shoplake.pipeline.config import load_streaming_config
 
-    cfg = load_streaming_config(settings)  # raises StreamingConfigError: missing file, bad TOML, bad values
+    cfg = load_streaming_config(settings)  # the settings already validated the file
     return {
         "path": str(settings.streaming_config),
         "stages": list(cfg.continuous_stages),
@@ -35,7 +35,7 @@ def check_delta_tables(settings: Settings, now: datetime | None = None) -> list[
 
     cfg = load_streaming_config(settings)
     tables = check_tables(
-        cfg, now=now or datetime.now(UTC), max_age=timedelta(hours=settings.health_max_table_age_hours)
+        cfg, now=now or datetime.now(UTC), max_age=timedelta(hours=settings.health.max_table_age_hours)
     )
     bad = [f"{t.name}: {t.status}: {t.detail}" for t in tables if not t.healthy]
     if bad:
@@ -52,7 +52,7 @@ def monitor_streaming_metrics(settings: Settings, now: datetime | None = None) -
         cfg.metrics_path,
         cfg.continuous_stages,
         now=now or datetime.now(UTC),
-        max_age=timedelta(hours=settings.health_max_table_age_hours),
+        max_age=timedelta(hours=settings.health.max_table_age_hours),
     )
     if not metrics.healthy:
         raise UnhealthyError("streaming metrics:\n  " + "\n  ".join(metrics.problems))

@@ -41,7 +41,7 @@ class RegisteredSchema:
 def registry_client(settings: Settings, timeout: float = 5.0) -> SchemaRegistryClient:
     """A client with a bounded HTTP timeout and a single retry, so a dead registry fails in seconds."""
     return SchemaRegistryClient(
-        {"url": settings.schema_registry_url, "timeout": timeout, "max.retries": 1, "retries.wait.ms": 200}
+        {"url": settings.registry.url, "timeout": timeout, "max.retries": 1, "retries.wait.ms": 200}
     )
 
 
@@ -52,11 +52,11 @@ def check_schema_registry(settings: Settings, timeout: float = 5.0) -> list[str]
         return sorted(str(s) for s in client.get_subjects())
     except SchemaRegistryError as exc:
         raise RegistryUnavailableError(
-            f"Schema Registry at {settings.schema_registry_url} answered with an error: {exc}"
+            f"Schema Registry at {settings.registry.url} answered with an error: {exc}"
         ) from exc
     except Exception as exc:  # httpx connection/timeout errors have no common public base class here
         raise RegistryUnavailableError(
-            f"Schema Registry at {settings.schema_registry_url} is unreachable ({type(exc).__name__}: {exc}); "
+            f"Schema Registry at {settings.registry.url} is unreachable ({type(exc).__name__}: {exc}); "
             "start it with `shoplake up registry` or fix SCHEMA_REGISTRY_URL"
         ) from exc
 
@@ -93,7 +93,7 @@ def ensure_schema(
         raise
     except Exception as exc:
         raise RegistryUnavailableError(
-            f"Schema Registry at {settings.schema_registry_url} is unreachable ({type(exc).__name__}: {exc})"
+            f"Schema Registry at {settings.registry.url} is unreachable ({type(exc).__name__}: {exc})"
         ) from exc
     return RegisteredSchema(subject=subject, schema_id=schema_id, compatibility=COMPATIBILITY)
 

@@ -128,7 +128,7 @@ class _Tally:
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """The producer configuration for ``settings`` (tuning above, then ``overrides``)."""
     return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
         "logger": KAFKA_LOGGER,
         **PRODUCER_TUNING,
         **overrides,
@@ -146,8 +146,8 @@ def produce_encoded(
 
     Raises :class:`DeliveryError` if any message failed or is still unacknowledged after ``flush_timeout``.
     """
-    topic = topic or settings.kafka_topic
-    tally = _Tally(settings.kafka_topic_partitions)
+    topic = topic or settings.kafka.topic
+    tally = _Tally(settings.kafka.partitions)
     producer = Producer(producer_config(settings, on_delivery=tally, **overrides))
     produce, poll = producer.produce, producer.poll
     sent = 0

@@ -87,9 +87,9 @@ def validate_params(
         raise IngestParameterError(f"num_transactions must be an integer, got {num_transactions!r}")
     if num_transactions <= 0:
         raise IngestParameterError(f"num_transactions must be positive, got {num_transactions}")
-    if num_transactions > settings.ingest_max_transactions:
+    if num_transactions > settings.ingest.max_transactions:
         raise IngestParameterError(
-            f"num_transactions={num_transactions:,} exceeds the cap of {settings.ingest_max_transactions:,} "
+            f"num_transactions={num_transactions:,} exceeds the cap of {settings.ingest.max_transactions:,} "
             "(INGEST_MAX_TRANSACTIONS)"
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:

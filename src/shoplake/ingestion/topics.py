@@ -1,7 +1,7 @@
 """Kafka reachability and the transactions topic, created idempotently with explicit partitions.
 
 The broker never auto-creates topics (a typo would otherwise silently create a one-partition topic), so
-ingestion creates ``settings.kafka_topic`` itself. Creating it again is a no-op; an existing topic with a
+ingestion creates ``settings.kafka.topic`` itself. Creating it again is a no-op; an existing topic with a
 different partition count is reported, not "fixed", because re-partitioning changes key -> partition
 mapping for every downstream consumer.
 """
@@ -39,7 +39,7 @@ class TopicInfo:
 
 def admin_client(settings: Settings, timeout: float = 5.0) -> AdminClient:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
         "socket.connection.setup.timeout.ms": int(timeout * 1000),
         "reconnect.backoff.max.ms": 1000,
         # librdkafka would print every refused connection to stderr; route it to logging instead (the
@@ -55,7 +55,7 @@ def check_kafka(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
         meta = admin_client(settings, timeout).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:g}s ({exc}); "
+            f"Kafka at {settings.kafka.bootstrap_servers} did not answer within {timeout:g}s ({exc}); "
             "start it with `shoplake up kafka` or fix KAFKA_BOOTSTRAP_SERVERS"
         ) from exc
     return {"brokers": sorted(meta.brokers), "topics": sorted(t for t in meta.topics if not t.startswith("__"))}
@@ -66,7 +66,7 @@ def partition_count(settings: Settings, topic: str, timeout: float = 5.0) -> int
     try:
         meta = admin_client(settings, timeout).list_topics(topic=topic, timeout=timeout)
     except KafkaException as exc:
-        raise KafkaUnavailableError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc}") from exc
+        raise KafkaUnavailableError(f"Kafka at {settings.kafka.bootstrap_servers} did not answer: {exc}") from exc
     t = meta.topics.get(topic)
     if t is None or (t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
         return None
@@ -74,15 +74,15 @@ def partition_count(settings: Settings, topic: str, timeout: float = 5.0) -> int
 
 
 def ensure_topic(settings: Settings, topic: str | None = None, timeout: float = 10.0) -> TopicInfo:
-    """Create ``topic`` (default ``settings.kafka_topic``) unless it exists; verify its partition count."""
-    name = topic or settings.kafka_topic
-    want = settings.kafka_topic_partitions
+    """Create ``topic`` (default ``settings.kafka.topic``) unless it exists; verify its partition count."""
+    name = topic or settings.kafka.topic
+    want = settings.kafka.partitions
     existing = partition_count(settings, name, timeout)
     created = False
     if existing is None:
         admin = admin_client(settings, timeout)  # must outlive the futures: destroying it cancels them
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=want, replication_factor=settings.kafka_replication_factor)],
+            [NewTopic(name, num_partitions=want, replication_factor=settings.kafka.replication_factor)],
             operation_timeout=timeout,
             request_timeout=timeout,
         )

@@ -55,7 +55,7 @@ class VerifyResult:
 def _consumer(settings: Settings, timeout: float) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"shoplake-verify-{uuid.uuid4().hex[:8]}",  # never commits; unique so it joins nothing
             "enable.auto.commit": False,
             "socket.connection.setup.timeout.ms": int(timeout * 1000),
@@ -66,7 +66,7 @@ def _consumer(settings: Settings, timeout: float) -> Consumer:
 
 def end_offsets(settings: Settings, topic: str | None = None, timeout: float = 10.0) -> dict[int, int]:
     """High watermark of every partition of ``topic`` (the offset the next message will get)."""
-    topic = topic or settings.kafka_topic
+    topic = topic or settings.kafka.topic
     consumer = _consumer(settings, timeout)
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
@@ -78,7 +78,7 @@ def end_offsets(settings: Settings, topic: str | None = None, timeout: float = 1
             for p in sorted(tmeta.partitions)
         }
     except KafkaException as exc:
-        raise KafkaUnavailableError(f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc}") from exc
+        raise KafkaUnavailableError(f"Kafka at {settings.kafka.bootstrap_servers} did not answer: {exc}") from exc
     finally:
         consumer.close()
 
@@ -97,7 +97,7 @@ def verify_kafka_topic(
     Keys may be strings (as they come back from JSON / Airflow XCom). Raises :class:`VerificationError`
     with the full result when anything is off.
     """
-    topic = topic or settings.kafka_topic
+    topic = topic or settings.kafka.topic
     start = {int(p): int(o) for p, o in before.items()}
     expected = {int(p): int(n) for p, n in delivered.items()}
     after = end_offsets(settings, topic, timeout)

@@ -57,11 +57,11 @@ def deploy(settings: Settings, run_id: str, thresholds: gates.GateThresholds) ->
     metrics = dict(run.data.metrics)
     candidate = _metrics(metrics, CANDIDATE_PREFIX)
     compared = tags.get(COMPARED_TAG) or None
-    current = registry.production_version(client, settings.ml_model_name)
+    current = registry.production_version(client, settings.ml.model_name)
     before = str(current.version) if current is not None else None
 
     if before == version:
-        return DeployResult(True, settings.ml_model_name, version, run_id, before, before, True, (), candidate)
+        return DeployResult(True, settings.ml.model_name, version, run_id, before, before, True, (), candidate)
     decision = gates.decide(
         candidate,
         _metrics(metrics, PRODUCTION_PREFIX) if compared else None,
@@ -76,16 +76,16 @@ def deploy(settings: Settings, run_id: str, thresholds: gates.GateThresholds) ->
         )
     deployed = not reasons
     if deployed:
-        client.set_registered_model_alias(settings.ml_model_name, registry.PRODUCTION_ALIAS, version)
+        client.set_registered_model_alias(settings.ml.model_name, registry.PRODUCTION_ALIAS, version)
     verdict = "deployed" if deployed else "rejected"
     why = "; ".join(reasons) if reasons else "all gates passed and not worse than production"
     gate_text = f"precision>={thresholds.min_precision} recall>={thresholds.min_recall} f1>={thresholds.min_f1}"
     for key, value in (("deployment_decision", verdict), ("deployment_reasons", why), ("deployment_gates", gate_text)):
-        client.set_model_version_tag(settings.ml_model_name, version, key, value)
+        client.set_model_version_tag(settings.ml.model_name, version, key, value)
         client.set_tag(run_id, key, value)
     return DeployResult(
         deployed=deployed,
-        model_name=settings.ml_model_name,
+        model_name=settings.ml.model_name,
         version=version,
         run_id=run_id,
         production_before=before,

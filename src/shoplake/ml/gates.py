@@ -45,9 +45,9 @@ class GateThresholds:
     ) -> GateThresholds:
         """Settings' gates with optional overrides (the DAG passes its Airflow Variables here)."""
         return cls(
-            min_precision=settings.ml_min_precision if min_precision is None else float(min_precision),
-            min_recall=settings.ml_min_recall if min_recall is None else float(min_recall),
-            min_f1=settings.ml_min_f1 if min_f1 is None else float(min_f1),
+            min_precision=settings.ml.min_precision if min_precision is None else float(min_precision),
+            min_recall=settings.ml.min_recall if min_recall is None else float(min_recall),
+            min_f1=settings.ml.min_f1 if min_f1 is None else float(min_f1),
         )
 
 

@@ -25,7 +25,7 @@ THRESHOLD_TAG: Final = "decision_threshold"
 
 def client(settings: Settings) -> MlflowClient:
     """A client bound to the configured tracking server (also the registry)."""
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    return MlflowClient(tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
 
 
 def reachable(settings: Settings, timeout: float = 5.0) -> bool:
@@ -33,7 +33,7 @@ def reachable(settings: Settings, timeout: float = 5.0) -> bool:
     import requests
 
     try:
-        return requests.get(f"{settings.mlflow_tracking_uri}/health", timeout=timeout).status_code == 200
+        return requests.get(f"{settings.mlflow.tracking_uri}/health", timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
 
@@ -57,15 +57,15 @@ def load_model(settings: Settings, version: str) -> Any:
     import mlflow.sklearn
 
     mlflow_set_uris(settings)
-    return mlflow.sklearn.load_model(model_uri(settings.ml_model_name, version))
+    return mlflow.sklearn.load_model(model_uri(settings.ml.model_name, version))
 
 
 def mlflow_set_uris(settings: Settings) -> None:
     """Point the fluent MLflow API at the configured server (the client API takes it explicitly)."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow.tracking_uri)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class ScoreResult:
 
 
 def scores_path(settings: Settings) -> Path:
-    return settings.delta_base_path / SCORES_TABLE
+    return settings.lake.base_path / SCORES_TABLE
 
 
 def score_frame(
@@ -91,10 +91,10 @@ def score_frame(
 def production_spec(settings: Settings) -> tuple[Any, registry.VersionSpec]:
     """The production model and its spec, resolved once (alias -> version number -> that version)."""
     client = registry.client(settings)
-    version = registry.production_version(client, settings.ml_model_name)
+    version = registry.production_version(client, settings.ml.model_name)
     if version is None:
         raise NoProductionModelError(
-            f"no version of {settings.ml_model_name} has the alias @{registry.PRODUCTION_ALIAS}; "
+            f"no version of {settings.ml.model_name} has the alias @{registry.PRODUCTION_ALIAS}; "
             "run `shoplake train` (it deploys when the gates pass)"
         )
     spec = registry.version_spec(client, version)

@@ -93,13 +93,13 @@ class ProductionTracker:
         self._client = registry.client(settings)
 
     def refresh(self) -> LoadedModel | None:
-        version = registry.production_version(self._client, self.settings.ml_model_name)
+        version = registry.production_version(self._client, self.settings.ml.model_name)
         if version is None:
             return None
         if self.current is None or self.current.spec.version != str(version.version):
             spec = registry.version_spec(self._client, version)
             self.current = LoadedModel(registry.load_model(self.settings, spec.version), spec)
-            log.info("scorer: now scoring with %s version %s", self.settings.ml_model_name, spec.version)
+            log.info("scorer: now scoring with %s version %s", self.settings.ml.model_name, spec.version)
         return self.current
 
 
@@ -337,7 +337,7 @@ class ScorerBatch:
             log.warning(
                 "scorer: batch %s skipped: no version of %s has @%s (deploy one with `shoplake train`)",
                 batch_id,
-                self.tracker.settings.ml_model_name,
+                self.tracker.settings.ml.model_name,
                 registry.PRODUCTION_ALIAS,
             )
             return
@@ -361,8 +361,8 @@ class ScorerBatch:
 
 def require_production(settings: Settings) -> None:
     """Raise :class:`NoProductionModelError` unless a version carries ``@production`` (catch-up runs)."""
-    if registry.production_version(registry.client(settings), settings.ml_model_name) is None:
+    if registry.production_version(registry.client(settings), settings.ml.model_name) is None:
         raise NoProductionModelError(
-            f"the scorer needs a version of {settings.ml_model_name} with @{registry.PRODUCTION_ALIAS}; "
+            f"the scorer needs a version of {settings.ml.model_name} with @{registry.PRODUCTION_ALIAS}; "
             "run `shoplake train` first (it deploys when the gates pass)"
         )

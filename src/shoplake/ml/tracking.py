@@ -41,7 +41,7 @@ def log_training_run(settings: Settings, model: Any, record: RunRecord, threshol
     from mlflow.models import infer_signature
 
     registry.mlflow_set_uris(settings)
-    mlflow.set_experiment(settings.ml_experiment)
+    mlflow.set_experiment(settings.ml.experiment)
     with mlflow.start_run(tags=record.tags) as run:
         mlflow.log_params(record.params)
         mlflow.log_metrics(record.metrics)
@@ -56,15 +56,15 @@ def log_training_run(settings: Settings, model: Any, record: RunRecord, threshol
             input_example=example,
             pip_requirements=list(PIP_REQUIREMENTS),
             serialization_format="cloudpickle",
-            registered_model_name=settings.ml_model_name,
+            registered_model_name=settings.ml.model_name,
             pyfunc_predict_fn="predict_proba",
         )
         version = str(info.registered_model_version)
     client = registry.client(settings)
-    client.set_model_version_tag(settings.ml_model_name, version, registry.THRESHOLD_TAG, repr(float(threshold)))
+    client.set_model_version_tag(settings.ml.model_name, version, registry.THRESHOLD_TAG, repr(float(threshold)))
     for key in ("window_start", "window_end", "split_test_start", "seed"):
         if key in record.params:
-            client.set_model_version_tag(settings.ml_model_name, version, key, record.params[key])
+            client.set_model_version_tag(settings.ml.model_name, version, key, record.params[key])
     return run.info.run_id, version
 
 

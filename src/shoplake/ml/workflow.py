@@ -43,7 +43,7 @@ def _needs_mlflow(settings: Settings, phase: str) -> Iterator[None]:
         if registry.reachable(settings):
             raise
         raise MlflowUnavailableError(
-            f"MLflow at {settings.mlflow_tracking_uri} is unreachable ({phase}: {type(exc).__name__}). "
+            f"MLflow at {settings.mlflow.tracking_uri} is unreachable ({phase}: {type(exc).__name__}). "
             "Nothing was deployed: the production alias is unchanged. Start MLflow (`shoplake up mlflow`) "
             "and run the training again."
         ) from exc
@@ -106,7 +106,7 @@ def train_and_evaluate(
     seconds: dict[str, float] = {}
     if not registry.reachable(settings):  # fail in seconds, not after extraction and fitting
         raise MlflowUnavailableError(
-            f"MLflow at {settings.mlflow_tracking_uri} is unreachable: training needs it to record the "
+            f"MLflow at {settings.mlflow.tracking_uri} is unreachable: training needs it to record the "
             "candidate. Start it with `shoplake up mlflow`; nothing was trained or deployed."
         )
     with _timed(seconds, "extract"):
@@ -130,7 +130,7 @@ def train_and_evaluate(
 
     client = registry.client(settings)
     with _needs_mlflow(settings, "reading the production version"):
-        current = registry.production_version(client, settings.ml_model_name)
+        current = registry.production_version(client, settings.ml.model_name)
     production_metrics: dict[str, float] = {}
     problem = None
     if current is not None:

@@ -12,13 +12,13 @@ def production_model(settings: Settings, model_name: str | None = None) -> dict[
 
     MLflow being down is reported as ``error`` (a WARN: scoring keeps its loaded model), never raised.
     """
-    name = model_name or settings.ml_model_name
+    name = model_name or settings.ml.model_name
     import requests
 
     try:  # MLflow's client retries a dead server for minutes: ask its health endpoint first, briefly
-        requests.get(f"{settings.mlflow_tracking_uri}/health", timeout=5).raise_for_status()
+        requests.get(f"{settings.mlflow.tracking_uri}/health", timeout=5).raise_for_status()
     except requests.RequestException as exc:
-        return {"name": name, "error": f"MLflow unreachable at {settings.mlflow_tracking_uri}: {exc}"}
+        return {"name": name, "error": f"MLflow unreachable at {settings.mlflow.tracking_uri}: {exc}"}
     try:
         from mlflow.exceptions import MlflowException
 
@@ -31,9 +31,9 @@ def production_model(settings: Settings, model_name: str | None = None) -> dict[
                 return {"name": name, "deployed": False}
             run = mlflow_client.get_run(version.run_id) if version.run_id else None
         except MlflowException as exc:
-            return {"name": name, "error": f"MLflow registry unreadable at {settings.mlflow_tracking_uri}: {exc}"}
+            return {"name": name, "error": f"MLflow registry unreadable at {settings.mlflow.tracking_uri}: {exc}"}
     except OSError as exc:  # requests' connection errors derive from OSError
-        return {"name": name, "error": f"MLflow unreachable at {settings.mlflow_tracking_uri}: {exc}"}
+        return {"name": name, "error": f"MLflow unreachable at {settings.mlflow.tracking_uri}: {exc}"}
     metrics = {k: round(float(v), 4) for k, v in sorted(run.data.metrics.items())} if run else {}
     return {
         "name": name,

@@ -185,19 +185,23 @@ class EmailChannel:
 def channels(settings: Settings) -> list[Channel]:
     """Every channel the settings switch on, in a fixed order."""
     out: list[Channel] = []
-    if settings.alert_webhook_url:
-        out.append(SlackChannel(settings.alert_webhook_url))
-    if settings.pagerduty_routing_key:
-        out.append(PagerDutyChannel(settings.pagerduty_routing_key, settings.pagerduty_events_url))
-    if settings.alert_emails:
+    if settings.alerts.webhook_url:
+        out.append(SlackChannel(settings.alerts.webhook_url))
+    if settings.alerts.pagerduty_routing_key:
+        out.append(
+            PagerDutyChannel(
+                settings.alerts.pagerduty_routing_key.get_secret_value(), settings.alerts.pagerduty_events_url
+            )
+        )
+    if settings.alerts.emails:
         out.append(
             EmailChannel(
-                settings.alert_smtp_host,
-                settings.alert_smtp_port,
-                settings.alert_smtp_from,
-                settings.alert_emails,
-                settings.alert_smtp_user,
-                settings.alert_smtp_password,
+                settings.alerts.smtp_host,
+                settings.alerts.smtp_port,
+                settings.alerts.smtp_from,
+                settings.alerts.emails,
+                settings.alerts.smtp_user,
+                settings.alerts.smtp_password.get_secret_value(),
             )
         )
     return out
@@ -216,7 +220,7 @@ def notify(settings: Settings, alert: Alert, *, now: datetime | None = None) -> 
     results: dict[str, bool] = {}
     for channel in channels(settings):
         payload = channel.payload(alert)
-        if settings.alert_dry_run:
+        if settings.alerts.dry_run:
             recorded = channel.recorded(payload) if isinstance(channel, PagerDutyChannel) else payload
             _record(settings, channel, recorded, now or datetime.now(UTC))
             results[channel.name] = True

@@ -103,7 +103,7 @@ def build_report(
         "findings": [vars(f) for f in findings],
         "thresholds": limits.as_dict(),
         "config": str(settings.streaming_config),
-        "max_age_hours": settings.health_max_table_age_hours,
+        "max_age_hours": settings.health.max_table_age_hours,
         "tables": tables,
         "streaming": metrics.as_dict(),
         "kafka_lag": lag,

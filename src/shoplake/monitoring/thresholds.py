@@ -41,12 +41,12 @@ class Thresholds:
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
         return cls(
-            max_table_age_hours=settings.health_max_table_age_hours,
-            small_file_bytes=int(settings.health_small_file_mb * 1024 * 1024),
-            max_small_file_ratio=settings.health_max_small_file_ratio,
-            max_kafka_lag=settings.health_max_kafka_lag,
-            max_quarantine_ratio=settings.health_max_quarantine_ratio,
-            max_warehouse_age_hours=settings.health_max_warehouse_age_hours,
+            max_table_age_hours=settings.health.max_table_age_hours,
+            small_file_bytes=int(settings.health.small_file_mb * 1024 * 1024),
+            max_small_file_ratio=settings.health.max_small_file_ratio,
+            max_kafka_lag=settings.health.max_kafka_lag,
+            max_quarantine_ratio=settings.health.max_quarantine_ratio,
+            max_warehouse_age_hours=settings.health.max_warehouse_age_hours,
         )
 
     @property

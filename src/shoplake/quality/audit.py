@@ -2,15 +2,14 @@
 
 Facts come from the real layers: silver's columns (delta-rs + Arrow, no JVM), row counts from the Delta
 logs, consumed Kafka offsets from the medallion checkpoint, ``raw.<table>``'s count from PostgreSQL, the
-allowed codes from the dbt seeds (the lookups the marts join to). Results go to PostgreSQL
-``monitoring.dq_results`` (one row per check and run, for history) and to
+allowed codes from :mod:`shoplake.contracts.reference` (which generates the seeds the marts join to).
+Results go to PostgreSQL ``monitoring.dq_results`` (one row per check and run, for history) and to
 ``$SHOPLAKE_HOME/reports/data-quality/latest.json`` (what the health report shows).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoplake.config import Settings
+from shoplake.contracts import reference
 from shoplake.files import write_text
 from shoplake.pipeline.config import StreamingConfig
 from shoplake.quality import checks
@@ -26,13 +26,13 @@ from shoplake.quality.checks import Check
 
 RESULTS_SCHEMA: Final = "monitoring"
 RESULTS_TABLE: Final = "dq_results"
-# silver column -> (seed file, its key column)
-SEED_REFERENCES: Final = {
-    "merchant_category": ("merchant_categories.csv", "merchant_category"),
-    "currency": ("currency_rates.csv", "currency_code"),
-    "payment_method": ("payment_methods.csv", "payment_method"),
-    "merchant_country": ("countries.csv", "country_code"),
-    "ip_country": ("countries.csv", "country_code"),
+# silver column -> the reference codes it must hold (dbt's seeds are generated from the same module)
+ALLOWED_CODES: Final = {
+    "merchant_category": frozenset(reference.CATEGORY_CODES),
+    "currency": frozenset(reference.CURRENCY_CODES),
+    "payment_method": frozenset(reference.PAYMENT_METHOD_CODES),
+    "merchant_country": frozenset(reference.COUNTRY_CODES),
+    "ip_country": frozenset(reference.COUNTRY_CODES),
 }
 RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "amount_cents": (1, None),  # a payment attempt moves money
@@ -74,14 +74,6 @@ def results_dir(settings: Settings) -> Path:
     return settings.home / "reports" / "data-quality"
 
 
-def allowed_codes(seeds_dir: Path) -> dict[str, frozenset[str]]:
-    out: dict[str, frozenset[str]] = {}
-    for column, (file, key) in SEED_REFERENCES.items():
-        with (seeds_dir / file).open(newline="") as fh:
-            out[column] = frozenset(row[key] for row in csv.DictReader(fh))
-    return out
-
-
 def run_audit(settings: Settings, cfg: StreamingConfig, now: datetime) -> QualityRun:
     """Every expectation on silver and the layer volumes; raises only when silver itself is absent."""
     from deltalake import DeltaTable
@@ -96,12 +88,12 @@ def run_audit(settings: Settings, cfg: StreamingConfig, now: datetime) -> Qualit
     bronze_rows = _rows(cfg.bronze_path)
     quarantined = _rows(cfg.quarantine_path)
     lag = kafka_lag.measure(cfg)
-    tolerance = settings.dq_volume_tolerance
+    tolerance = settings.health.dq_volume_tolerance
     found = (
         checks.not_null(silver, required),
         checks.in_range(silver, RANGES),
         checks.unique(silver, "transaction_id"),
-        checks.references(silver, allowed_codes(settings.project_dir / "dbt" / "seeds")),
+        checks.references(silver, ALLOWED_CODES),
         checks.volume_bronze_vs_kafka(bronze_rows, None if lag.error else lag.consumed, tolerance),
         checks.volume_silver_vs_bronze(silver.num_rows, bronze_rows, quarantined),
         checks.volume_raw_vs_silver(_raw_rows(cfg), silver.num_rows, tolerance),
@@ -121,7 +113,7 @@ def store(settings: Settings, run: QualityRun) -> Path:
         write_text(target, text)
     # The JSON is the record of last resort; raw's own check already failed on a PostgreSQL outage.
     with contextlib.suppress(psycopg.OperationalError):
-        _store_rows(settings.postgres_dsn(), run)
+        _store_rows(settings.postgres.dsn(), run)
     return path
 
 

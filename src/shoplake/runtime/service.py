@@ -38,7 +38,7 @@ def storage_folders(settings: Settings, cfg: StreamingConfig) -> list[tuple[Path
     """Every folder the streaming jobs write to, with the setting that chose it (for error messages)."""
     tables = (cfg.bronze_path, cfg.silver_path, cfg.quarantine_path, cfg.gold_hourly_sales_path)
     folders = {path.parent: f"DELTA_BASE_PATH or {settings.streaming_config.name}" for path in tables}
-    folders[settings.delta_base_path] = "DELTA_BASE_PATH"
+    folders[settings.lake.base_path] = "DELTA_BASE_PATH"
     folders[cfg.checkpoint_root] = f"SHOPLAKE_HOME or {settings.streaming_config.name}"
     return sorted(folders.items())
 
@@ -51,7 +51,7 @@ def _session(settings: Settings, cfg: StreamingConfig, app: str, *, long_running
     from shoplake.runtime.progress import attach_progress_recorder
     from shoplake.runtime.session import spark_session
 
-    check_writable(storage_folders(settings, cfg), settings.delta_min_free_mb)
+    check_writable(storage_folders(settings, cfg), settings.lake.min_free_mb)
     spark = spark_session(
         settings,
         app_name=app,

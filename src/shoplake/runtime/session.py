@@ -138,7 +138,7 @@ def spark_conf(
     spark_dir = settings.home / "spark"
     conf = {
         "spark.app.name": app_name,
-        "spark.master": settings.spark_master,
+        "spark.master": settings.spark.master,
         "spark.jars": ",".join(str(j) for j in jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -195,7 +195,7 @@ def spark_conf(
         # would pick the host's first interface); executors of a same-host standalone cluster reach it there.
         conf["spark.driver.host"] = settings.bind_host
         conf["spark.driver.bindAddress"] = settings.bind_host
-    if settings.spark_master.startswith("local"):
+    if settings.spark.master.startswith("local"):
         # Local Python workers must run this interpreter (the venv with shoplake, fastavro, pyarrow), not
         # whatever `python3` is first on PATH; a cluster provides its own via PYSPARK_PYTHON.
         conf["spark.pyspark.python"] = sys.executable

@@ -46,7 +46,7 @@ def _api_host(settings: Settings) -> str:
 
 
 def api_url(settings: Settings) -> str:
-    return f"http://{_api_host(settings)}:{settings.airflow_api_port}"
+    return f"http://{_api_host(settings)}:{settings.airflow.api_port}"
 
 
 def _secret(path: Path) -> str:
@@ -57,28 +57,28 @@ def _secret(path: Path) -> str:
 
 
 def passwords_file(settings: Settings) -> Path:
-    return settings.airflow_home / "simple_auth_manager_passwords.json"
+    return settings.airflow.home / "simple_auth_manager_passwords.json"
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     """The environment every Airflow process (and CLI call) of the local stack runs with."""
-    home = settings.airflow_home
+    home = settings.airflow.home
     return env_for_children(
         settings,
         AIRFLOW_HOME=home,
         AIRFLOW__CORE__DAGS_FOLDER=settings.project_dir / "dags",
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__PARALLELISM=settings.airflow_parallelism,
-        AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=settings.airflow_parallelism,
+        AIRFLOW__CORE__PARALLELISM=settings.airflow.parallelism,
+        AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=settings.airflow.parallelism,
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{api_url(settings)}/execution/",
         AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{settings.airflow_admin_user}:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{settings.airflow.admin_user}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=passwords_file(settings),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=settings.sqlalchemy_url(settings.airflow_db),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=settings.postgres.sqlalchemy_url(settings.postgres.airflow_db),
         AIRFLOW__API__HOST=settings.bind_host,
-        AIRFLOW__API__PORT=settings.airflow_api_port,
+        AIRFLOW__API__PORT=settings.airflow.api_port,
         AIRFLOW__API__WORKERS=1,
         AIRFLOW__API__BASE_URL=api_url(settings),
         AIRFLOW__API__SECRET_KEY=_secret(home / "secrets" / "api_secret_key"),
@@ -108,7 +108,7 @@ def cli_env(settings: Settings, argv: list[str]) -> dict[str, str]:
 def write_passwords(settings: Settings) -> None:
     """SimpleAuthManager reads the password of each user from this JSON file (user -> password)."""
     path = passwords_file(settings)
-    content = json.dumps({settings.airflow_admin_user: settings.airflow_admin_password})
+    content = json.dumps({settings.airflow.admin_user: settings.airflow.admin_password.get_secret_value()})
     if not path.is_file() or path.read_text() != content:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
@@ -118,13 +118,13 @@ def write_passwords(settings: Settings) -> None:
 def _migration_stamp(settings: Settings) -> str:
     from importlib.metadata import version
 
-    key = f"{version('apache-airflow-core')}|{settings.sqlalchemy_url(settings.airflow_db)}"
+    key = f"{version('apache-airflow-core')}|{settings.postgres.sqlalchemy_url(settings.postgres.airflow_db)}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def migrate(settings: Settings) -> bool:
     """``airflow db migrate`` unless this Airflow version already migrated this database; True if it ran."""
-    stamp_file = settings.airflow_home / "db-migrated.stamp"
+    stamp_file = settings.airflow.home / "db-migrated.stamp"
     stamp = _migration_stamp(settings)
     if stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
         return False
@@ -134,7 +134,7 @@ def migrate(settings: Settings) -> bool:
         done = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=airflow_env(settings),
-            cwd=settings.airflow_home,
+            cwd=settings.airflow.home,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -154,8 +154,8 @@ def read_health(settings: Settings, timeout: float = 5.0) -> dict[str, object]:
 
 def health(settings: Settings) -> Health:
     """Healthy = the api-server answers and reports every component it tracks healthy."""
-    if not process.port_open(settings.bind_host, settings.airflow_api_port):
-        return Health(False, f"nothing listening on {settings.bind_host}:{settings.airflow_api_port}")
+    if not process.port_open(settings.bind_host, settings.airflow.api_port):
+        return Health(False, f"nothing listening on {settings.bind_host}:{settings.airflow.api_port}")
     try:
         report = read_health(settings)
     except (OSError, ValueError) as exc:
@@ -181,7 +181,7 @@ def _component_alive(settings: Settings, component: str) -> bool:
 
 
 def launch(settings: Settings) -> None:
-    home = settings.airflow_home
+    home = settings.airflow.home
     home.mkdir(parents=True, exist_ok=True)
     write_passwords(settings)
     migrate(settings)
@@ -190,7 +190,7 @@ def launch(settings: Settings) -> None:
     for component in COMPONENTS:
         argv = [sys.executable, "-m", "airflow", component]
         if component == "api-server":
-            argv += ["--host", settings.bind_host, "--port", str(settings.airflow_api_port), "--workers", "1"]
+            argv += ["--host", settings.bind_host, "--port", str(settings.airflow.api_port), "--workers", "1"]
             ready = lambda: _api_answers(settings)  # noqa: E731
         else:
             if component in ("scheduler", "triggerer"):
@@ -238,7 +238,7 @@ SERVICE = Service(
     requires=("postgres",),
     processes=tuple(Proc(proc_name(c)) for c in COMPONENTS),
     address=api_url,
-    ports=lambda s: [PortClaim(s.airflow_api_port, "AIRFLOW_API_PORT")],
+    ports=lambda s: [PortClaim(s.airflow.api_port, "AIRFLOW_API_PORT")],
     health=health,
     launch=launch,
 )

@@ -63,19 +63,19 @@ def process_name(node_id: int) -> str:
 
 def brokers(settings: Settings) -> list[Broker]:
     """The local nodes: node 1 keeps the single-node names and folder, so one broker is the old layout."""
-    servers = settings.kafka_bootstrap_servers.split(",")
+    servers = settings.kafka.bootstrap_servers.split(",")
     out = []
-    for node_id in range(1, settings.kafka_brokers + 1):
+    for node_id in range(1, settings.kafka.brokers + 1):
         port = int(servers[node_id - 1].strip().rsplit(":", 1)[1])
         state = state_dir(settings) if node_id == 1 else settings.home / process_name(node_id)
-        ctl = settings.kafka_controller_port + node_id - 1
+        ctl = settings.kafka.controller_port + node_id - 1
         out.append(Broker(node_id, port, ctl, process_name(node_id), state))
     return out
 
 
 def advertised_host(settings: Settings) -> str:
     """The host clients are told to reconnect to: the bind address unless it is a wildcard."""
-    return settings.kafka_host if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    return settings.kafka.host if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
 
 
 def server_properties(settings: Settings, broker: Broker | None = None) -> str:
@@ -161,7 +161,7 @@ def _format_once(settings: Settings, broker: Broker, java: str, cp: str, props: 
     log = process.log_file(settings.home, broker.name)
     log.parent.mkdir(parents=True, exist_ok=True)
     # One node formats a dynamic quorum of itself; cluster nodes find their static voters in the properties.
-    quorum = ["--standalone"] if settings.kafka_brokers == 1 else []
+    quorum = ["--standalone"] if settings.kafka.brokers == 1 else []
     argv = java_argv(java, cp, "kafka.tools.StorageTool", "format", *quorum)
     argv += ["-t", cluster_id(settings), "-c", str(props)]
     with log.open("ab") as out:
@@ -179,7 +179,7 @@ def health(settings: Settings) -> Health:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=3)
     except KafkaException as exc:
@@ -212,7 +212,7 @@ def start_brokers(settings: Settings, node_ids: Sequence[int]) -> None:
     for broker in wanted:
         argv = java_argv(java, cp, "kafka.Kafka", str(broker.state / "server.properties"))
         spec = ProcessSpec(name=broker.name, argv=argv, cwd=broker.state)
-        if settings.kafka_brokers == 1:  # the classic single node: wait for it right here, as always
+        if settings.kafka.brokers == 1:  # the classic single node: wait for it right here, as always
             process.start(settings.home, spec, lambda: health(settings).ok, settings.service_start_timeout, "Kafka")
             return
         process.start(settings.home, spec, lambda: True, settings.service_start_timeout, f"Kafka {broker.name}")

@@ -29,12 +29,12 @@ def server_argv(settings: Settings) -> list[str]:
         "--host",
         settings.bind_host,
         "--port",
-        str(settings.mlflow_port),
+        str(settings.mlflow.port),
         "--workers",
         "1",
         "--serve-artifacts",
         "--artifacts-destination",
-        str(settings.mlflow_artifact_root),
+        str(settings.mlflow.artifact_root),
     ]
 
 
@@ -44,15 +44,15 @@ def server_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     return {
         **base,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_BACKEND_STORE_URI": settings.sqlalchemy_url(settings.mlflow_db),
+        "MLFLOW_BACKEND_STORE_URI": settings.postgres.sqlalchemy_url(settings.postgres.mlflow_db),
     }
 
 
 def health(settings: Settings) -> Health:
     """Healthy = ``GET {MLFLOW_TRACKING_URI}/health`` answers 200."""
-    if not process.port_open(settings.bind_host, settings.mlflow_port):
-        return Health(False, f"nothing listening on {settings.bind_host}:{settings.mlflow_port}")
-    url = f"{settings.mlflow_tracking_uri}/health"
+    if not process.port_open(settings.bind_host, settings.mlflow.port):
+        return Health(False, f"nothing listening on {settings.bind_host}:{settings.mlflow.port}")
+    url = f"{settings.mlflow.tracking_uri}/health"
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
             status = resp.status
@@ -62,7 +62,7 @@ def health(settings: Settings) -> Health:
 
 
 def launch(settings: Settings) -> None:
-    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    settings.mlflow.artifact_root.mkdir(parents=True, exist_ok=True)
     state = settings.home / "mlflow"
     state.mkdir(parents=True, exist_ok=True)
     spec = ProcessSpec(name=NAME, argv=server_argv(settings), env=server_env(settings, dict(os.environ)), cwd=state)
@@ -73,8 +73,8 @@ SERVICE = Service(
     name=NAME,
     requires=("postgres",),
     processes=(Proc(NAME),),
-    address=lambda s: s.mlflow_tracking_uri,
-    ports=lambda s: [PortClaim(s.mlflow_port, "MLFLOW_TRACKING_URI")],
+    address=lambda s: s.mlflow.tracking_uri,
+    ports=lambda s: [PortClaim(s.mlflow.port, "MLFLOW_TRACKING_URI")],
     health=health,
     launch=launch,
 )

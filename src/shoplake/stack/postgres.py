@@ -43,8 +43,8 @@ def _version_key(path: Path) -> tuple[int, ...]:
 
 def find_bin_dir(settings: Settings, debian_root: Path = _DEBIAN_ROOT) -> Path:
     """Directory holding ``initdb`` and ``postgres``: POSTGRES_BIN_DIR, the newest Debian install, or PATH."""
-    if settings.postgres_bin_dir:
-        configured = Path(settings.postgres_bin_dir)
+    if settings.postgres.bin_dir:
+        configured = Path(settings.postgres.bin_dir)
         if (configured / "initdb").is_file() and (configured / "postgres").is_file():
             return configured
         raise MissingDependencyError(f"POSTGRES_BIN_DIR={configured} does not contain initdb and postgres")
@@ -89,7 +89,7 @@ def server_argv(settings: Settings, bin_dir: Path) -> list[str]:
         "-D",
         str(data_dir(settings)),
         "-p",
-        str(settings.postgres_port),
+        str(settings.postgres.port),
         "-c",
         f"listen_addresses={settings.bind_host}",
         "-c",
@@ -138,7 +138,7 @@ def _initdb(settings: Settings, bin_dir: Path, user: str | None) -> None:
     data.chmod(0o700)
     _chown(data, user)
     pwfile = data.parent / ".initdb-password"
-    pwfile.write_text(settings.postgres_password + "\n")
+    pwfile.write_text(settings.postgres.password.get_secret_value() + "\n")
     pwfile.chmod(0o600)
     _chown(pwfile, user)
     log = process.log_file(settings.home, NAME)
@@ -151,7 +151,7 @@ def _initdb(settings: Settings, bin_dir: Path, user: str | None) -> None:
                     "-D",
                     str(data),
                     "-U",
-                    settings.postgres_user,
+                    settings.postgres.user,
                     f"--pwfile={pwfile}",
                     "--auth=scram-sha-256",
                     "-E",
@@ -176,12 +176,12 @@ def _initdb(settings: Settings, bin_dir: Path, user: str | None) -> None:
 
 def health(settings: Settings) -> Health:
     """Healthy = a password login to the maintenance database answers ``select 1``."""
-    if not process.port_open(settings.bind_host, settings.postgres_port):
-        return Health(False, f"nothing listening on {settings.bind_host}:{settings.postgres_port}")
+    if not process.port_open(settings.bind_host, settings.postgres.port):
+        return Health(False, f"nothing listening on {settings.bind_host}:{settings.postgres.port}")
     import psycopg
 
     try:
-        with psycopg.connect(settings.postgres_dsn("postgres"), connect_timeout=3) as conn:
+        with psycopg.connect(settings.postgres.dsn("postgres"), connect_timeout=3) as conn:
             conn.execute("select 1").fetchone()
     except psycopg.Error as exc:
         return Health(False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -210,9 +210,9 @@ def ensure_databases(settings: Settings) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(settings.postgres.dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
         existing = {row[0] for row in conn.execute("select datname from pg_database").fetchall()}
-        for db in dict.fromkeys((settings.postgres_db, settings.airflow_db, settings.mlflow_db)):
+        for db in dict.fromkeys((settings.postgres.db, settings.postgres.airflow_db, settings.postgres.mlflow_db)):
             if db not in existing:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
 
@@ -223,8 +223,8 @@ SERVICE = Service(
     # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions and exit, instead of waiting
     # for every client (SIGTERM, "smart") - a lingering Airflow connection would otherwise stall ``down``.
     processes=(Proc(NAME, signal.SIGINT),),
-    address=lambda s: f"{s.bind_host}:{s.postgres_port}",
-    ports=lambda s: [PortClaim(s.postgres_port, "POSTGRES_PORT")],
+    address=lambda s: f"{s.bind_host}:{s.postgres.port}",
+    ports=lambda s: [PortClaim(s.postgres.port, "POSTGRES_PORT")],
     health=health,
     launch=launch,
     ensure=ensure_databases,

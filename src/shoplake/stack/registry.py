@@ -35,9 +35,9 @@ def registry_argv(settings: Settings, java: str, app_dir: Path) -> list[str]:
     """Apicurio's command line; Quarkus reads every setting from -D system properties."""
     props = {
         "quarkus.http.host": settings.bind_host,
-        "quarkus.http.port": str(settings.schema_registry_internal_port),
+        "quarkus.http.port": str(settings.registry.internal_port),
         "quarkus.management.host": settings.bind_host,
-        "quarkus.management.port": str(settings.schema_registry_management_port),
+        "quarkus.management.port": str(settings.registry.management_port),
         "apicurio.storage.kind": "sql",
         "apicurio.storage.sql.kind": "h2",
         # WRITE_DELAY=0: H2 otherwise flushes a commit up to 500 ms later, so a schema registered just before
@@ -56,9 +56,9 @@ def gateway_argv(settings: Settings) -> list[str]:
         "-m",
         "shoplake.stack.registry_gateway",
         "--listen",
-        f"{settings.bind_host}:{settings.schema_registry_port}",
+        f"{settings.bind_host}:{settings.registry.port}",
         "--upstream",
-        f"{settings.bind_host}:{settings.schema_registry_internal_port}",
+        f"{settings.bind_host}:{settings.registry.internal_port}",
     ]
 
 
@@ -75,7 +75,7 @@ def _subjects(url: str) -> Health:
 
 def backend_health(settings: Settings) -> Health:
     """Apicurio itself answers the Confluent API (bypassing the gateway)."""
-    host, port = settings.bind_host, settings.schema_registry_internal_port
+    host, port = settings.bind_host, settings.registry.internal_port
     if not process.port_open(host, port):
         return Health(False, f"Apicurio not listening on {host}:{port}")
     return _subjects(f"http://{host}:{port}{CCOMPAT_PREFIX}/subjects")
@@ -83,13 +83,13 @@ def backend_health(settings: Settings) -> Health:
 
 def health(settings: Settings) -> Health:
     """Healthy = ``GET {SCHEMA_REGISTRY_URL}/subjects`` answers 200 with a JSON list (what clients do)."""
-    if not process.port_open(settings.bind_host, settings.schema_registry_port):
-        return Health(False, f"nothing listening on {settings.bind_host}:{settings.schema_registry_port}")
-    return _subjects(f"{settings.schema_registry_url}/subjects")
+    if not process.port_open(settings.bind_host, settings.registry.port):
+        return Health(False, f"nothing listening on {settings.bind_host}:{settings.registry.port}")
+    return _subjects(f"{settings.registry.url}/subjects")
 
 
 def launch(settings: Settings) -> None:
-    java = find_java(21, settings.registry_java_home)
+    java = find_java(21, settings.registry.java_home)
     app_dir = artifacts_dir(settings, "registry")
     state = state_dir(settings)
     state.mkdir(parents=True, exist_ok=True)
@@ -104,11 +104,11 @@ SERVICE = Service(
     name=NAME,
     requires=(),
     processes=(Proc(NAME), Proc(GATEWAY)),
-    address=lambda s: s.schema_registry_url,
+    address=lambda s: s.registry.url,
     ports=lambda s: [
-        PortClaim(s.schema_registry_port, "SCHEMA_REGISTRY_URL"),
-        PortClaim(s.schema_registry_internal_port, "SCHEMA_REGISTRY_INTERNAL_PORT"),
-        PortClaim(s.schema_registry_management_port, "SCHEMA_REGISTRY_MANAGEMENT_PORT"),
+        PortClaim(s.registry.port, "SCHEMA_REGISTRY_URL"),
+        PortClaim(s.registry.internal_port, "SCHEMA_REGISTRY_INTERNAL_PORT"),
+        PortClaim(s.registry.management_port, "SCHEMA_REGISTRY_MANAGEMENT_PORT"),
     ],
     health=health,
     launch=launch,

@@ -31,12 +31,12 @@ _MIN_JAVA = 17
 
 
 def worker_names(settings: Settings) -> list[str]:
-    return [f"spark-worker-{i}" for i in range(1, settings.spark_worker_instances + 1)]
+    return [f"spark-worker-{i}" for i in range(1, settings.spark.worker_instances + 1)]
 
 
 def master_url(settings: Settings) -> str:
     """The URL to put in ``SPARK_MASTER`` to run jobs on this cluster."""
-    return f"spark://{settings.bind_host}:{settings.spark_master_port}"
+    return f"spark://{settings.bind_host}:{settings.spark.master_port}"
 
 
 def spark_home() -> Path:
@@ -77,9 +77,9 @@ def master_argv(settings: Settings) -> list[str]:
         "--host",
         settings.bind_host,
         "--port",
-        str(settings.spark_master_port),
+        str(settings.spark.master_port),
         "--webui-port",
-        str(settings.spark_master_webui_port),
+        str(settings.spark.master_webui_port),
     ]
 
 
@@ -94,11 +94,11 @@ def worker_argv(settings: Settings, index: int) -> list[str]:
         "--host",
         settings.bind_host,
         "--webui-port",
-        str(settings.spark_master_webui_port + index),
+        str(settings.spark.master_webui_port + index),
         "--cores",
-        str(settings.spark_worker_cores),
+        str(settings.spark.worker_cores),
         "--memory",
-        settings.spark_worker_memory,
+        settings.spark.worker_memory,
         "--work-dir",
         str(settings.home / "spark-cluster" / f"work-{index}"),
         master_url(settings),
@@ -108,7 +108,7 @@ def worker_argv(settings: Settings, index: int) -> list[str]:
 def _master_state(settings: Settings) -> dict[str, object] | None:
     host = settings.bind_host if settings.bind_host not in ("0.0.0.0", "::") else "127.0.0.1"
     try:
-        with urllib.request.urlopen(f"http://{host}:{settings.spark_master_webui_port}/json/", timeout=3) as resp:
+        with urllib.request.urlopen(f"http://{host}:{settings.spark.master_webui_port}/json/", timeout=3) as resp:
             state: dict[str, object] = json.loads(resp.read())
     except (OSError, ValueError):
         return None
@@ -123,9 +123,9 @@ def alive_workers(settings: Settings) -> int:
 def health(settings: Settings) -> Health:
     state = _master_state(settings)
     if state is None:
-        return Health(False, f"master UI on port {settings.spark_master_webui_port} does not answer")
+        return Health(False, f"master UI on port {settings.spark.master_webui_port} does not answer")
     alive = int(str(state.get("aliveworkers", 0)))
-    want = settings.spark_worker_instances
+    want = settings.spark.worker_instances
     return Health(state.get("status") == "ALIVE" and alive >= want, f"{state.get('status')}, {alive}/{want} workers")
 
 
@@ -159,11 +159,11 @@ SERVICE = Service(
     processes=(Proc(MASTER), *(Proc(f"spark-worker-{i}") for i in range(1, MAX_WORKERS + 1))),  # stop: reversed
     address=master_url,
     ports=lambda s: [
-        PortClaim(s.spark_master_port, "SPARK_MASTER_PORT"),
-        PortClaim(s.spark_master_webui_port, "SPARK_MASTER_WEBUI_PORT"),
+        PortClaim(s.spark.master_port, "SPARK_MASTER_PORT"),
+        PortClaim(s.spark.master_webui_port, "SPARK_MASTER_WEBUI_PORT"),
         *(
-            PortClaim(s.spark_master_webui_port + i, "SPARK_MASTER_WEBUI_PORT")
-            for i in range(1, s.spark_worker_instances + 1)
+            PortClaim(s.spark.master_webui_port + i, "SPARK_MASTER_WEBUI_PORT")
+            for i in range(1, s.spark.worker_instances + 1)
         ),
     ],
     health=health,

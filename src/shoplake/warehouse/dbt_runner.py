@@ -243,6 +243,7 @@ def child_env(settings: Settings, paths: DbtPaths) -> dict[str, str]:
         DBT_USE_COLORS="false",
         DO_NOT_TRACK="1",
         PGOPTIONS=PG_SESSION_OPTIONS,
+        SHOPLAKE_MAX_CLOCK_SKEW_MINUTES=settings.streaming.silver.max_clock_skew_minutes,
     )
     env.pop("PYTHONPATH", None)
     return env
@@ -427,7 +428,7 @@ def _sample(settings: Settings, sql: str) -> tuple[dict[str, Any], ...]:
         pgsql.SQL(sql.strip().rstrip(";")), pgsql.Literal(SAMPLE_ROWS)
     )
     try:
-        with psycopg.connect(settings.postgres_dsn(), connect_timeout=5, row_factory=dict_row) as conn:
+        with psycopg.connect(settings.postgres.dsn(), connect_timeout=5, row_factory=dict_row) as conn:
             return tuple(conn.execute(query).fetchall())
     except psycopg.Error:
         return ()  # the count in the message still stands; a sample is a courtesy
@@ -447,10 +448,10 @@ def check_connection(settings: Settings) -> StepResult:
     import psycopg
 
     started = time.monotonic()
-    where = f"{settings.postgres_user}@{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}"
+    where = f"{settings.postgres.user}@{settings.postgres.host}:{settings.postgres.port}/{settings.postgres.db}"
 
     def missing_sources() -> list[str]:
-        with psycopg.connect(settings.postgres_dsn(), connect_timeout=10) as conn:
+        with psycopg.connect(settings.postgres.dsn(), connect_timeout=10) as conn:
             return [
                 name for name in SOURCE_TABLES if conn.execute("select to_regclass(%s)", (name,)).fetchone() == (None,)
             ]

@@ -22,7 +22,7 @@ from shoplake.pipeline.sinks.postgres import WarehouseTable, ensure_table, upser
 
 
 def raw_table(settings: Settings) -> WarehouseTable:
-    return WarehouseTable(settings.postgres_dsn(), "raw", "transactions")
+    return WarehouseTable(settings.postgres.dsn(), "raw", "transactions")
 
 
 Columns = dict[str, list[Any]]
@@ -103,7 +103,7 @@ def load(settings: Settings, n: int, run_key: str, *, first_offset: int = 0, day
     offset = first_offset
     for batch in batches(n, run_key, days=days):
         cols = batch.to_columns()
-        upsert(target, silver_rows(cols, settings.kafka_topic, offset))
+        upsert(target, silver_rows(cols, settings.kafka.topic, offset))
         loaded.add(cols)
         offset += len(batch)
     return loaded

@@ -66,4 +66,4 @@ def test_delta_sensor_waits_for_missing_tables_and_passes_when_all_are_healthy(
 
     monkeypatch.setattr("shoplake.monitoring.delta_health.check_tables", healthy)
     assert sensor.poke({}) is True
-    assert seen["max_age"].total_seconds() == get_settings().health_max_table_age_hours * 3600
+    assert seen["max_age"].total_seconds() == get_settings().health.max_table_age_hours * 3600

@@ -195,8 +195,8 @@ def test_the_service_records_each_cleanup_and_survives_a_failing_one(
 ) -> None:
     from shoplake.config import Settings
     from shoplake.lakehouse.log_cleanup import results_path
-    from shoplake.pipeline.config import resolve
     from shoplake.runtime import jobs
+    from tests.unit.config.streaming import resolve
 
     settings = Settings.from_env({"DELTA_BASE_PATH": str(tmp_path / "delta"), "SHOPLAKE_HOME": str(tmp_path / "home")})
     cfg = resolve({"maintenance": {"log_retention": "10 minutes"}}, settings)

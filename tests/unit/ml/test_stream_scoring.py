@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from shoplake.config import Settings
+from shoplake.config import ConfigError, Settings
 from shoplake.ingestion.generator import GeneratorConfig
 from shoplake.ml import sample_data
 from shoplake.ml.features import FeatureConfig, build_features
@@ -23,7 +23,8 @@ from shoplake.ml.stream_scoring import (
     append_alerts,
     new_alerts,
 )
-from shoplake.pipeline.config import StreamingConfigError, load_streaming_config, resolve
+from shoplake.pipeline.config import load_streaming_config
+from tests.unit.config.streaming import resolve
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +44,7 @@ def test_scorer_is_opt_in_and_configured_by_the_shipped_file(settings: Settings,
 
 
 def test_bad_scorer_values_are_named(settings: Settings) -> None:
-    with pytest.raises(StreamingConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         resolve({"scorer": {"alerts_topic": "alerts topic!", "max_files_per_trigger": 0}}, settings)
     assert "scorer.alerts_topic" in str(err.value) and "scorer.max_files_per_trigger" in str(err.value)
 

@@ -239,8 +239,8 @@ def test_alert_settings_are_validated_and_secrets_masked() -> None:
         Settings.from_env({"ALERT_DRY_RUN": "maybe", "ALERT_SMTP_PORT": "0", "PAGERDUTY_EVENTS_URL": "ftp://x"})
     assert all(n in str(err.value) for n in ("ALERT_DRY_RUN", "ALERT_SMTP_PORT", "PAGERDUTY_EVENTS_URL"))
     settings = Settings.from_env({"ALERT_DRY_RUN": "YES", "PAGERDUTY_ROUTING_KEY": "k", "ALERT_SMTP_PASSWORD": "p"})
-    assert settings.alert_dry_run is True
-    assert settings.redacted()["pagerduty_routing_key"] == "***"
-    assert settings.redacted()["alert_smtp_password"] == "***"
+    assert settings.alerts.dry_run is True
+    assert settings.redacted()["PAGERDUTY_ROUTING_KEY"] == "***"
+    assert settings.redacted()["ALERT_SMTP_PASSWORD"] == "***"
     with pytest.raises(ValueError, match="severity"):
         Alert(kind="x", severity="urgent", dag_id="d")

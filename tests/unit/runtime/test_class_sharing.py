@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -107,11 +106,11 @@ def test_a_part_whose_jvm_still_runs_means_training_elsewhere(tmp_path: Path) ->
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     real = get_settings()
-    return dataclasses.replace(real, home=tmp_path / "home", spark_aot_cache=True)
+    return real.with_env(SHOPLAKE_HOME=tmp_path / "home", SPARK_AOT_CACHE="true")
 
 
 def test_the_cache_can_be_switched_off(settings: Settings) -> None:
-    plan = class_sharing.plan(dataclasses.replace(settings, spark_aot_cache=False), "app", [])
+    plan = class_sharing.plan(settings.with_env(SPARK_AOT_CACHE="false"), "app", [])
     assert plan.action == "none" and not plan.options and plan.java_home is None
 
 
@@ -142,7 +141,7 @@ def test_train_then_use_then_fall_back_when_the_folder_is_unusable(
     second = class_sharing.plan(settings, "my app", [])
     assert second.action == "use" and second.options == (f"-XX:AOTCache={second.cache}",)
     assert second.cache is not None and second.cache.name.startswith("my_app-") and not written.exists()
-    blocked = dataclasses.replace(settings, home=tmp_path / "a-file")
+    blocked = settings.with_env(SHOPLAKE_HOME=tmp_path / "a-file")
     blocked.home.write_text("not a folder")
     assert class_sharing.plan(blocked, "my app", []).action == "none"  # no exception: the start goes on
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import pytest
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def settings() -> Settings:
-    return dataclasses.replace(
-        get_settings(), bind_host="127.0.0.1", spark_master_port=17077, spark_master_webui_port=18090
+    return get_settings().with_env(
+        SHOPLAKE_BIND_HOST="127.0.0.1", SPARK_MASTER_PORT="17077", SPARK_MASTER_WEBUI_PORT="18090"
     )
 
 
@@ -36,9 +35,9 @@ def test_master_and_workers_bind_the_configured_address_and_ports(settings: Sett
     worker = spark_cluster.worker_argv(settings, 2)
     assert _option(worker, "--host") == "127.0.0.1"
     assert _option(worker, "--webui-port") == "18092"
-    assert _option(worker, "--memory") == settings.spark_worker_memory
+    assert _option(worker, "--memory") == settings.spark.worker_memory
     assert worker[-1] == spark_cluster.master_url(settings) == "spark://127.0.0.1:17077"
-    assert spark_cluster.worker_names(dataclasses.replace(settings, spark_worker_instances=3))[-1] == "spark-worker-3"
+    assert spark_cluster.worker_names(settings.with_env(SPARK_WORKER_INSTANCES="3"))[-1] == "spark-worker-3"
 
 
 def test_workers_give_executors_this_interpreter_and_the_wheel_as_spark_home(settings: Settings) -> None:
@@ -52,7 +51,7 @@ def test_workers_give_executors_this_interpreter_and_the_wheel_as_spark_home(set
 def test_only_spark_master_differs_between_local_and_cluster_sessions(settings: Settings) -> None:
     local = spark_conf(settings, app_name="a", shuffle_partitions=2, ui=False)
     cluster = spark_conf(
-        dataclasses.replace(settings, spark_master="spark://127.0.0.1:17077"),
+        settings.with_env(SPARK_MASTER="spark://127.0.0.1:17077"),
         app_name="a",
         shuffle_partitions=2,
         ui=False,
@@ -64,7 +63,7 @@ def test_only_spark_master_differs_between_local_and_cluster_sessions(settings: 
     # a loopback bind address keeps the driver's ports on loopback too
     assert cluster["spark.driver.bindAddress"] == cluster["spark.driver.host"] == "127.0.0.1"
     open_host = spark_conf(
-        dataclasses.replace(settings, bind_host="0.0.0.0"), app_name="a", shuffle_partitions=2, ui=False
+        settings.with_env(SHOPLAKE_BIND_HOST="0.0.0.0"), app_name="a", shuffle_partitions=2, ui=False
     )
     assert "spark.driver.bindAddress" not in open_host
     differing = {k for k in local.keys() | cluster.keys() if local.get(k) != cluster.get(k)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def test_only_the_long_running_driver_pins_and_touches_its_whole_heap(settings: 
 def test_pinned_heap_and_arena_cap_do_not_depend_on_the_master(settings: Settings) -> None:
     def conf(master: str) -> dict[str, str]:
         return spark_conf(
-            dataclasses.replace(settings, spark_master=master),
+            settings.with_env(SPARK_MASTER=master),
             app_name="a",
             shuffle_partitions=2,
             ui=False,
@@ -67,7 +66,7 @@ class _SessionRequestedError(Exception):
 def test_the_continuous_runner_asks_for_the_long_running_driver(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = dataclasses.replace(get_settings(), home=tmp_path / "home", delta_base_path=tmp_path / "delta")
+    settings = get_settings().with_env(SHOPLAKE_HOME=tmp_path / "home", DELTA_BASE_PATH=tmp_path / "delta")
     seen: list[dict[str, Any]] = []
 
     def fake_session(_settings: Settings, **kwargs: Any) -> None:

@@ -241,11 +241,11 @@ def test_mlflow_command_is_fast_starting(settings: Settings) -> None:
     assert argv[argv.index("--workers") + 1] == "1"
     assert argv[argv.index("--port") + 1] == "15002"
     assert argv[argv.index("--artifacts-destination") + 1] == str(settings.home / "mlflow" / "artifacts")
-    assert not any(settings.postgres_password in a for a in argv)  # argv is world-readable in /proc
+    assert not any(settings.postgres.password.get_secret_value() in a for a in argv)  # argv is world-readable in /proc
     assert mlflow_server.server_env(settings, {"A": "1"}) == {
         "A": "1",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_BACKEND_STORE_URI": settings.sqlalchemy_url("mlflow"),
+        "MLFLOW_BACKEND_STORE_URI": settings.postgres.sqlalchemy_url("mlflow"),
     }
 
 

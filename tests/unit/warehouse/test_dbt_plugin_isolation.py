@@ -46,7 +46,10 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_control_plain_dbt_imports_the_dag_file(dags_dir: Path, settings: Settings, tmp_path: Path) -> None:
     paths = dbt_runner.DbtPaths.of(settings)
-    env = {**os.environ, **{k: v for k, v in dbt_runner.child_env(settings, paths).items() if k.startswith("DBT_")}}
+    env = {
+        **os.environ,
+        **{k: v for k, v in dbt_runner.child_env(settings, paths).items() if k.startswith(("DBT_", "SHOPLAKE_"))},
+    }
     dbt = Path(sys.executable).parent / "dbt"
     subprocess.run([str(dbt), "parse"], cwd=dags_dir, env=env, check=True, capture_output=True)
     assert (tmp_path / "marker").read_text() == "imported by dbt_orchestration_dag"

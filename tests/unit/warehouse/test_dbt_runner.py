@@ -72,6 +72,8 @@ def test_child_env_points_dbt_at_shoplake_home_and_drops_pythonpath(
     assert env["DBT_TARGET"] == settings.profile
     assert env["POSTGRES_PORT"] == "45999"
     assert "jit=off" in env["PGOPTIONS"]
+    # dbt's not_in_future test reads silver's own bound: one value for both layers
+    assert env["SHOPLAKE_MAX_CLOCK_SKEW_MINUTES"] == str(settings.streaming.silver.max_clock_skew_minutes) == "43200"
 
 
 def test_child_command_runs_an_isolated_interpreter(settings: Settings, tmp_path: Path) -> None:
@@ -202,7 +204,14 @@ def test_summary_counts_statuses() -> None:
 
 
 def test_missing_project_is_reported_before_anything_runs(tmp_path: Path) -> None:
-    settings = Settings.from_env({"SHOPLAKE_HOME": str(tmp_path), "SHOPLAKE_PROJECT_DIR": str(tmp_path / "nope")})
+    shipped = Settings.from_env({}).streaming_config
+    settings = Settings.from_env(
+        {
+            "SHOPLAKE_HOME": str(tmp_path),
+            "SHOPLAKE_PROJECT_DIR": str(tmp_path / "nope"),
+            "STREAMING_CONFIG": str(shipped),
+        }
+    )
     with pytest.raises(r.WarehouseError, match="no dbt project"):
         r.seed(settings)
     assert not (tmp_path / "dbt").exists()

@@ -2,9 +2,9 @@
 
 A transaction carries codes - merchant category, merchant country, the IP country the customer paid from,
 currency. What they mean (a category's group and whether card-not-present fraud concentrates there, a
-country's sales region and fraud risk tier, a currency's USD rate) is reference data. It is kept once, as the
-dbt seeds the warehouse joins on (``dbt/seeds/{merchant_categories,countries,currency_rates}.csv``), and
-silver reads the same files, so the lake and the warehouse cannot disagree about what a code means.
+country's sales region and fraud risk tier, a currency's USD rate) is reference data. It is defined once, in
+:mod:`shoplake.contracts.reference`, which also generates the dbt seeds the warehouse joins on, so the lake
+and the warehouse cannot disagree about what a code means.
 
 The driver turns the (tiny) tables into literal map expressions: no join, no shuffle, no file access on the
 executors, and :func:`enrich` stays a pure ``DataFrame -> DataFrame`` function. A code the reference data
@@ -18,19 +18,15 @@ derives from all of it. Per transaction, silver records where the customer paid 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from decimal import Decimal
 from typing import Final
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
-CATEGORIES_FILE: Final = "merchant_categories.csv"
-COUNTRIES_FILE: Final = "countries.csv"
-RATES_FILE: Final = "currency_rates.csv"
+from shoplake.contracts import reference
 
 # Column -> Spark type of every column enrichment adds to silver, in table order.
 ENRICHMENT_COLUMNS: Final[dict[str, str]] = {
@@ -43,10 +39,6 @@ ENRICHMENT_COLUMNS: Final[dict[str, str]] = {
     "is_cross_border": "boolean",
     "amount_usd": "decimal(18,2)",
 }
-
-
-class ReferenceDataError(ValueError):
-    """A reference file is missing or malformed; the message names the file and the offending row."""
 
 
 @dataclass(frozen=True)
@@ -63,61 +55,20 @@ class Country:
 
 @dataclass(frozen=True)
 class ReferenceData:
-    """Code -> attributes, as loaded from the seeds (or built by hand in unit tests)."""
+    """Code -> attributes (from :mod:`shoplake.contracts.reference`, or built by hand in unit tests)."""
 
     categories: Mapping[str, Category]
     countries: Mapping[str, Country]
     usd_rates: Mapping[str, Decimal]
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ReferenceDataError(f"reference data {path} not found (silver.reference_data in the streaming config)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ReferenceDataError(f"{path} lacks column(s) {missing}")
-        rows = list(reader)
-    for line, row in enumerate(rows, start=2):
-        blank = [c for c in required if not (row.get(c) or "").strip()]
-        if blank:
-            raise ReferenceDataError(f"{path} line {line}: empty {blank}")
-    return rows
-
-
-def _boolean(path: Path, line: int, value: str) -> bool:
-    if value not in ("true", "false"):
-        raise ReferenceDataError(f"{path} line {line}: {value!r} is not true/false")
-    return value == "true"
-
-
-def _rate(path: Path, line: int, value: str) -> Decimal:
-    try:
-        rate = Decimal(value)
-    except InvalidOperation as exc:
-        raise ReferenceDataError(f"{path} line {line}: rate {value!r} is not a number") from exc
-    if not rate.is_finite() or rate <= 0:
-        raise ReferenceDataError(f"{path} line {line}: rate {value!r} must be positive")
-    return rate
-
-
-def load_reference(folder: Path) -> ReferenceData:
-    """Read the three seed files in ``folder``; every problem raises before any Spark work starts."""
-    cat_path, country_path, rate_path = folder / CATEGORIES_FILE, folder / COUNTRIES_FILE, folder / RATES_FILE
-    categories = {
-        r["merchant_category"]: Category(r["category_group"], _boolean(cat_path, i, r["is_high_risk"]))
-        for i, r in enumerate(_rows(cat_path, ("merchant_category", "category_group", "is_high_risk")), start=2)
-    }
-    countries = {
-        r["country_code"]: Country(r["region"], r["risk_tier"])
-        for r in _rows(country_path, ("country_code", "region", "risk_tier"))
-    }
-    rates = {
-        r["currency_code"]: _rate(rate_path, i, r["rate_to_usd"])
-        for i, r in enumerate(_rows(rate_path, ("currency_code", "rate_to_usd")), start=2)
-    }
-    return ReferenceData(categories, countries, rates)
+def load_reference() -> ReferenceData:
+    """The platform's reference data, as dbt's seeds hold it (both come from one module)."""
+    return ReferenceData(
+        {c.merchant_category: Category(c.category_group, c.is_high_risk) for c in reference.MERCHANT_CATEGORIES},
+        {c.country_code: Country(c.region, c.risk_tier) for c in reference.COUNTRIES},
+        {c.currency_code: c.rate_to_usd for c in reference.CURRENCIES},
+    )
 
 
 def _lookup(mapping: Mapping[str, object], key: Column, value_type: str) -> Column:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -19,15 +17,12 @@ from shoplake.pipeline.silver.enrich import (
     Category,
     Country,
     ReferenceData,
-    ReferenceDataError,
     enrich,
     load_reference,
 )
 from shoplake.runtime.session import spark_session
 
 pytestmark = pytest.mark.unit
-
-SEEDS = Path(__file__).resolve().parents[4] / "dbt" / "seeds"
 REF = ReferenceData(
     categories={"electronics": Category("retail", True), "grocery": Category("everyday", False)},
     countries={"DE": Country("europe", "low"), "NG": Country("africa", "high")},
@@ -105,37 +100,11 @@ def test_unknown_codes_enrich_to_null_and_keep_the_row(spark: SparkSession) -> N
     assertDataFrameEqual(out, [expected])
 
 
-def test_the_dbt_seeds_cover_every_code_the_generator_emits() -> None:
-    ref = load_reference(SEEDS)
+def test_reference_data_covers_every_code_the_generator_emits() -> None:
+    ref = load_reference()
     assert set(vocab.CATEGORIES) <= set(ref.categories)
     assert set(vocab.COUNTRIES) <= set(ref.countries)
     assert set(vocab.CURRENCIES) <= set(ref.usd_rates)
     assert ref.categories["gift_cards"] == Category("digital", True)
     assert ref.countries["US"] == Country("north_america", "low")
     assert ref.usd_rates["USD"] == Decimal("1.000000")
-
-
-@pytest.mark.parametrize(
-    ("file", "content", "message"),
-    [
-        ("merchant_categories.csv", "merchant_category,category_group\nx,y\n", "lacks column(s) ['is_high_risk']"),
-        ("merchant_categories.csv", "merchant_category,category_group,is_high_risk\nx,y,maybe\n", "not true/false"),
-        ("countries.csv", "country_code,region,risk_tier\nDE,,low\n", "line 2: empty ['region']"),
-        ("currency_rates.csv", "currency_code,rate_to_usd\nUSD,-1\n", "must be positive"),
-        ("currency_rates.csv", "currency_code,rate_to_usd\nUSD,abc\n", "is not a number"),
-    ],
-)
-def test_bad_reference_data_is_refused_with_the_file_named(
-    tmp_path: Path, file: str, content: str, message: str
-) -> None:
-    for name in ("merchant_categories.csv", "countries.csv", "currency_rates.csv"):
-        (tmp_path / name).write_text((SEEDS / name).read_text())
-    (tmp_path / file).write_text(content)
-    with pytest.raises(ReferenceDataError, match=re.escape(file)) as err:
-        load_reference(tmp_path)
-    assert message in str(err.value)
-
-
-def test_missing_reference_folder_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(ReferenceDataError, match=r"silver\.reference_data"):
-        load_reference(tmp_path / "nowhere")

@@ -25,17 +25,17 @@ def config_error(**env: str) -> str:
 
 def test_local_defaults_follow_the_dag_contract() -> None:
     s = settings()
-    assert s.kafka_bootstrap_servers == "localhost:9092"
-    assert (s.kafka_host, s.kafka_port, s.kafka_controller_port) == ("localhost", 9092, 9093)
-    assert s.schema_registry_url == "http://localhost:8081"
-    assert s.schema_registry_port == 8081
-    assert s.mlflow_tracking_uri == "http://localhost:5002"
-    assert s.mlflow_port == 5002
-    assert s.postgres_port == 5432
+    assert s.kafka.bootstrap_servers == "localhost:9092"
+    assert (s.kafka.host, s.kafka.port, s.kafka.controller_port) == ("localhost", 9092, 9093)
+    assert s.registry.url == "http://localhost:8081"
+    assert s.registry.port == 8081
+    assert s.mlflow.tracking_uri == "http://localhost:5002"
+    assert s.mlflow.port == 5002
+    assert s.postgres.port == 5432
     assert s.bind_host == "127.0.0.1"
     assert s.home == Path("/tmp/shoplake-config-test")
     assert s.logs_dir == s.home / "logs"
-    assert s.mlflow_artifact_root == s.home / "mlflow" / "artifacts"
+    assert s.mlflow.artifact_root == s.home / "mlflow" / "artifacts"
 
 
 def test_ports_come_from_urls_and_bootstrap_servers() -> None:
@@ -44,10 +44,10 @@ def test_ports_come_from_urls_and_bootstrap_servers() -> None:
         SCHEMA_REGISTRY_URL="http://localhost:38081/",
         MLFLOW_TRACKING_URI="http://127.0.0.1:35002",
     )
-    assert s.kafka_port == 39092
-    assert s.schema_registry_url == "http://localhost:38081"  # trailing slash dropped
-    assert s.schema_registry_port == 38081
-    assert s.mlflow_port == 35002
+    assert s.kafka.port == 39092
+    assert s.registry.url == "http://localhost:38081"  # trailing slash dropped
+    assert s.registry.port == 38081
+    assert s.mlflow.port == 35002
 
 
 def test_every_invalid_variable_is_reported_at_once() -> None:
@@ -104,19 +104,39 @@ def test_production_profile_refuses_default_passwords() -> None:
 
 
 def test_local_profile_accepts_default_passwords() -> None:
-    assert settings().postgres_password == "postgres"
+    assert settings().postgres.password.get_secret_value() == "postgres"
 
 
 def test_dsn_and_sqlalchemy_url_quote_awkward_passwords() -> None:
     s = settings(POSTGRES_PASSWORD="p@ss w'rd/:")
-    assert "password='p@ss w\\'rd/:'" in s.postgres_dsn("mlflow")
-    assert s.postgres_dsn("mlflow").endswith("dbname=mlflow")
+    assert "password='p@ss w\\'rd/:'" in s.postgres.dsn("mlflow")
+    assert s.postgres.dsn("mlflow").endswith("dbname=mlflow")
     quoted = "p%40ss%20w%27rd%2F%3A"
-    assert s.sqlalchemy_url("mlflow") == f"postgresql+psycopg2://postgres:{quoted}@localhost:5432/mlflow"
+    assert s.postgres.sqlalchemy_url("mlflow") == f"postgresql+psycopg2://postgres:{quoted}@localhost:5432/mlflow"
 
 
 def test_redacted_masks_secrets() -> None:
     shown = settings(POSTGRES_PASSWORD="hunter2").redacted()  # pragma: allowlist secret
-    assert shown["postgres_password"] == "***"
-    assert shown["postgres_port"] == "5432"
+    assert shown["POSTGRES_PASSWORD"] == "***"
+    assert shown["POSTGRES_PORT"] == "5432"
     assert "hunter2" not in str(shown)
+
+
+def test_dotenv_in_the_checkout_is_read_and_the_shell_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / "conf").mkdir(parents=True)
+    (checkout / "conf" / "streaming.toml").write_text("")
+    (checkout / ".env").write_text("KAFKA_TOPIC=from.dotenv\nPOSTGRES_PORT=6543\n")
+    monkeypatch.setenv("SHOPLAKE_PROJECT_DIR", str(checkout))
+    monkeypatch.setenv("POSTGRES_PORT", "7654")
+    monkeypatch.delenv("KAFKA_TOPIC", raising=False)
+    settings = Settings.from_env()
+    assert (settings.kafka.topic, settings.postgres.port) == ("from.dotenv", 7654)
+
+
+def test_with_env_revalidates(tmp_path: Path) -> None:
+    base = settings(SHOPLAKE_HOME=str(tmp_path))
+    assert base.with_env(KAFKA_TOPIC="other").kafka.topic == "other"
+    assert base.with_env(KAFKA_TOPIC="other").home == tmp_path
+    with pytest.raises(ConfigError, match="POSTGRES_PORT='0'"):
+        base.with_env(POSTGRES_PORT="0")

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from shoplake.config import Settings
-from shoplake.pipeline.config import StreamingConfigError, load_streaming_config, resolve, size_bytes
+from shoplake.config import ConfigError, Settings
+from shoplake.config.streaming import StreamingSettings
+from shoplake.config.types import size_bytes
+from shoplake.pipeline.config import load_streaming_config
+from tests.unit.config.streaming import resolve
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +22,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_shipped_file_resolves_against_settings(settings: Settings, tmp_path: Path) -> None:
     cfg = load_streaming_config(settings)
-    assert cfg.topics == (settings.kafka_topic,)
+    assert cfg.topics == (settings.kafka.topic,)
     assert cfg.bronze_path == tmp_path / "delta/bronze/transactions"
     assert cfg.checkpoint("gold") == tmp_path / "home/checkpoints/gold"
     assert cfg.triggers["medallion"].endswith("second")
@@ -79,7 +82,7 @@ def test_compaction_schedule(settings: Settings, maintenance: dict[str, str], in
     ],
 )
 def test_bad_log_cleanup_settings_are_named(settings: Settings, key: str, value: object) -> None:
-    with pytest.raises(StreamingConfigError, match=f"maintenance.{key}="):
+    with pytest.raises(ConfigError, match=f"maintenance.{key}="):
         resolve({"maintenance": {key: value}}, settings)
 
 
@@ -97,7 +100,7 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
         "spark": {"shuffle_partitions": "four", "driver_memory": "2 GB"},
         "pipeline": {"continuous": ["bronze", "platinum"]},
     }
-    with pytest.raises(StreamingConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         resolve(raw, settings)
     message = str(err.value)
     for key in (
@@ -117,7 +120,7 @@ def test_every_bad_value_is_named(settings: Settings) -> None:
 
 
 def test_missing_file_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(StreamingConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found"):
         load_streaming_config(settings, tmp_path / "nope.toml")
 
 
@@ -139,7 +142,7 @@ def test_queries_run_in_pipeline_order(settings: Settings) -> None:
 
 @pytest.mark.parametrize("staged", ["bronze", "silver", "warehouse"])
 def test_the_removed_staged_queries_are_named_as_invalid(settings: Settings, staged: str) -> None:
-    with pytest.raises(StreamingConfigError, match=rf"pipeline\.continuous=\['{staged}'\]: must be .* from"):
+    with pytest.raises(ConfigError, match=rf"pipeline\.continuous=\['{staged}'\]: Input should be"):
         resolve({"pipeline": {"continuous": [staged]}}, settings)
 
 
@@ -148,6 +151,30 @@ def test_a_continuous_batch_waits_for_enough_records_or_the_delay(settings: Sett
     assert (shipped.min_offsets_per_trigger, shipped.max_trigger_delay_s) == (1_000, 5)
     cfg = resolve({"source": {"min_offsets_per_trigger": 50, "max_trigger_delay": "1 minute"}}, settings)
     assert (cfg.min_offsets_per_trigger, cfg.max_trigger_delay_s) == (50, 60)
-    with pytest.raises(StreamingConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         resolve({"source": {"min_offsets_per_trigger": 0, "max_trigger_delay": "soon"}}, settings)
     assert "source.min_offsets_per_trigger=0" in str(err.value) and "source.max_trigger_delay='soon'" in str(err.value)
+
+
+def test_the_shipped_file_holds_the_models_defaults() -> None:
+    """One value per setting: the file a reviewer reads and the defaults in code cannot drift apart."""
+    import tomllib
+
+    shipped = tomllib.loads((Path(__file__).resolve().parents[3] / "conf" / "streaming.toml").read_text())
+    assert StreamingSettings.model_validate(shipped) == StreamingSettings()
+
+
+def test_an_unknown_key_is_refused_with_its_table(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match=r"silver\.reference_data='dbt/seeds': Extra inputs are not permitted"):
+        resolve({"silver": {"reference_data": "dbt/seeds"}}, settings)
+
+
+def test_a_bad_file_fails_the_settings_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "streaming.toml"
+    bad.write_text('[source]\nmax_offsets_per_trigger = 0\n[triggers]\ngold = "soon"\n')
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"STREAMING_CONFIG": str(bad), "KAFKA_TOPIC": "bad topic"})
+    message = str(err.value)
+    assert f"invalid streaming config {bad}:" in message
+    assert "source.max_offsets_per_trigger=0" in message and "triggers.gold='soon'" in message
+    assert "KAFKA_TOPIC='bad topic'" in message  # the environment's problems in the same message
