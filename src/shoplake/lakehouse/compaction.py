@@ -1,7 +1,7 @@
 """The continuous service compacts the tables it appends to (bronze, silver, quarantine) while it writes them.
 
 Why: the medallion appends a small file to bronze and one to silver every second in continuous mode, tens of
-thousands a day per table (BENCHMARKS.md, "Streaming soak (several hours)"). Nothing on the per-batch path
+thousands a day per table (commit 384d6b5). Nothing on the per-batch path
 pays for them any more (the dedup check follows silver's commits, :mod:`.file_index`), but every reader that
 scans a day does: the ML extract, the scorer catching up, an ad-hoc query, `shoplake stream
 maintain` itself. Leaving compaction to that command meant a partition kept every small file until someone ran

@@ -39,7 +39,7 @@ class MedallionBatch(Refiner):
     ``one_bronze_task`` (continuous mode) writes a batch's bronze rows in one task: one file per date
     partition instead of one per Kafka partition. A second's records are well under a MB, and a file per
     Kafka partition every second left thousands of small files for every reader and the compaction
-    (BENCHMARKS.md, "Streaming files per batch"). The batch's size is not known
+    (measured in commit 4adc463). The batch's size is not known
     before the append (it runs beside the decode), so a large batch after a restart is written by one task
     too - on one core while the decode has the other, into files the compaction leaves alone. Catch-up keeps
     a task per Kafka range: there the append is a large share of the batch and wants both cores.

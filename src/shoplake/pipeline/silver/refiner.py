@@ -139,7 +139,7 @@ class Refiner:
             with phases.phase("silver_append"):
                 # One task, so one file per event date: a batch of at most driver_load_max_rows rows is a
                 # few MB, and split over the Kafka partitions it made several small files a second that every
-                # reader of the day and the compaction then paid for (BENCHMARKS.md, "Streaming files per batch").
+                # reader of the day and the compaction then paid for (measured in commit 4adc463).
                 self._append(new.coalesce(1))
         finally:
             rows.unpersist()
