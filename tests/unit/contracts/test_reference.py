@@ -13,7 +13,6 @@ import yaml
 from shoplake.contracts import reference
 from shoplake.ingestion import vocab
 from shoplake.ingestion.generator import generate
-from shoplake.pipeline.silver import rules
 
 pytestmark = pytest.mark.unit
 
@@ -33,13 +32,6 @@ def test_write_seeds_rewrites_only_what_differs(tmp_path: Path) -> None:
     (tmp_path / "countries.csv").write_text("country_code\nXX\n")
     assert [p.name for p in reference.write_seeds(tmp_path)] == ["countries.csv"]
     assert reference.write_seeds(tmp_path) == []
-
-
-def test_silver_accepts_exactly_the_reference_codes() -> None:
-    assert set(reference.PAYMENT_METHOD_CODES) == rules.PAYMENT_METHODS
-    assert set(reference.CATEGORY_CODES) == rules.CATEGORIES
-    assert set(reference.COUNTRY_CODES) == rules.COUNTRIES
-    assert set(rules.CURRENCY_EXPONENTS) == set(reference.CURRENCY_CODES)
 
 
 def test_the_generator_emits_only_reference_codes_and_uses_them_all() -> None:

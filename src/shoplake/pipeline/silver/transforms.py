@@ -19,10 +19,14 @@ from pyspark.sql.pandas.functions import arrow_udf
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
-from shoplake.pipeline.silver import rules
+from shoplake.contracts import reference
 from shoplake.pipeline.silver.decode import DECODE_STATUS_FIELDS, Decoder, record_fields
 
 REQUIRED_IDS: Final = ("transaction_id", "customer_id", "merchant_id", "device_id")
+# Largest single payment accepted as plausible (in minor units): 10 million in two-decimal currencies.
+MAX_AMOUNT_MINOR_UNITS: Final = 1_000_000_000
+# Oldest plausible event: anything earlier is a producer bug (e.g. seconds sent as milliseconds).
+MIN_EVENT_TIME_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
 SILVER_COLUMNS: Final = (
     "transaction_id",
     "event_time",
@@ -110,19 +114,17 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
     checks += [
         (
             "invalid_amount",
-            (sf.col("amount_cents") <= 0) | (sf.col("amount_cents") > rules.MAX_AMOUNT_MINOR_UNITS),
-            sf.format_string(
-                "amount_cents=%s, expected 1..%s", sf.col("amount_cents"), sf.lit(rules.MAX_AMOUNT_MINOR_UNITS)
-            ),
+            (sf.col("amount_cents") <= 0) | (sf.col("amount_cents") > MAX_AMOUNT_MINOR_UNITS),
+            sf.format_string("amount_cents=%s, expected 1..%s", sf.col("amount_cents"), sf.lit(MAX_AMOUNT_MINOR_UNITS)),
         ),
         (
             "invalid_currency",
-            not_in("currency", frozenset(rules.CURRENCY_EXPONENTS)),
+            not_in("currency", frozenset(reference.CURRENCY_CODES)),
             sf.format_string("currency=%s is not a reference code (dbt/seeds/currency_rates.csv)", sf.col("currency")),
         ),
         (
             "invalid_event_time",
-            (event_ms < rules.MIN_EVENT_TIME_MS)
+            (event_ms < MIN_EVENT_TIME_MS)
             | (event_ms < kafka_ms - sf.lit(max_event_age_days * 86_400_000))
             | (event_ms > kafka_ms + sf.lit(max_clock_skew_minutes * 60_000)),
             sf.format_string(
@@ -135,16 +137,20 @@ def _rules(max_event_age_days: int, max_clock_skew_minutes: int) -> list[tuple[s
         ),
     ]
     for name, allowed, seed in (
-        ("payment_method", rules.PAYMENT_METHODS, "payment_methods"),
-        ("merchant_category", rules.CATEGORIES, "merchant_categories"),
-        ("merchant_country", rules.COUNTRIES, "countries"),
-        ("ip_country", rules.COUNTRIES, "countries"),
+        ("payment_method", frozenset(reference.PAYMENT_METHOD_CODES), "payment_methods"),
+        ("merchant_category", frozenset(reference.CATEGORY_CODES), "merchant_categories"),
+        ("merchant_country", frozenset(reference.COUNTRY_CODES), "countries"),
+        ("ip_country", frozenset(reference.COUNTRY_CODES), "countries"),
     ):
         message = f"{name}=%s is not a reference code (dbt/seeds/{seed}.csv)"
         checks.append((f"invalid_{name}", not_in(name, allowed), sf.format_string(message, sf.col(name))))
-    for name, allowed in (("channel", rules.CHANNELS), ("device_type", rules.DEVICE_TYPES), ("status", rules.STATUSES)):
+    for name, values in (
+        ("channel", reference.CHANNELS),
+        ("device_type", reference.DEVICE_TYPES),
+        ("status", reference.STATUSES),
+    ):
         message = f"{name}=%s is not a known value"
-        checks.append((f"invalid_{name}", not_in(name, allowed), sf.format_string(message, sf.col(name))))
+        checks.append((f"invalid_{name}", not_in(name, frozenset(values)), sf.format_string(message, sf.col(name))))
     checks.append(("missing_is_fraud", sf.col("is_fraud").isNull(), sf.lit("is_fraud is null")))
     return checks
 
@@ -188,7 +194,7 @@ def quarantine_rows(validated: DataFrame) -> DataFrame:
 def _minor_unit_divisor() -> Column:
     """10 ** the currency's ISO 4217 exponent: a constant 100 unless a reference currency has another exponent."""
     expr: Column = sf.lit(100)
-    for currency, exponent in sorted(rules.CURRENCY_EXPONENTS.items()):
+    for currency, exponent in sorted(reference.CURRENCY_EXPONENTS.items()):
         if exponent != 2:
             expr = sf.when(sf.col("currency") == currency, sf.lit(10**exponent)).otherwise(expr)
     return expr
