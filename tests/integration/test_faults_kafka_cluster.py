@@ -15,7 +15,6 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -44,14 +43,13 @@ def cluster(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     home = tmp_path_factory.mktemp("kafka-cluster")
     (home / "jvm").symlink_to(stack.jvm_dir)  # the jars resolved for the stack (offline, no Maven run)
     base = stack.kafka.port + 8
-    settings = replace(
-        stack,
-        home=home,
-        kafka_bootstrap_servers=",".join(f"{stack.kafka.host}:{base + i}" for i in range(3)),
-        kafka_controller_port=base + 3,
-        kafka_brokers=3,
-        kafka_replication_factor=3,
-        kafka_topic=f"it-cluster-{uuid.uuid4().hex[:8]}",
+    settings = stack.with_env(
+        SHOPLAKE_HOME=home,
+        KAFKA_BOOTSTRAP_SERVERS=",".join(f"{stack.kafka.host}:{base + i}" for i in range(3)),
+        KAFKA_CONTROLLER_PORT=str(base + 3),
+        KAFKA_BROKERS="3",
+        KAFKA_REPLICATION_FACTOR="3",
+        KAFKA_TOPIC=f"it-cluster-{uuid.uuid4().hex[:8]}",
     )
     local_stack.up(settings, ["kafka"])
     try:

@@ -64,12 +64,11 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root = stack.lake.base_path / f"it-obs-{suffix}"
     # Every table path (gold included) below the world's own root: the report must never read the shared
     # Delta folder, where other tests' gold tables hold many small files (a WARN that is not this world's).
-    settings = dataclasses.replace(
-        stack,
-        home=home,
-        delta_base_path=root,
-        alert_dry_run=True,
-        alert_webhook_url="http://127.0.0.1:9/never-called",
+    settings = stack.with_env(
+        SHOPLAKE_HOME=home,
+        DELTA_BASE_PATH=root,
+        ALERT_DRY_RUN="true",
+        ALERT_WEBHOOK_URL="http://127.0.0.1:9/never-called",
     )
     topic = f"it-obs-{suffix}"
     admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
