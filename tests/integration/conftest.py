@@ -4,8 +4,7 @@
 session - a no-op for services that are already healthy, e.g. after ``shoplake up`` - and at the end
 stops only the services it started itself, so a developer's running stack is left as it was. ``airflow``
 does the same for Airflow, which is not a core service (it is heavy): only the modules that need it ask. The
-settings come from the environment like everywhere else: point SHOPLAKE_HOME and the ports elsewhere
-to test in isolation.
+settings are the suite's own platform (``tests/isolation.py``), never the user's.
 """
 
 from __future__ import annotations
