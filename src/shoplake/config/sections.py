@@ -99,9 +99,16 @@ class PostgresSettings(Section):
     bin_dir: str = env("POSTGRES_BIN_DIR", "", "folder with initdb/postgres", shown="found automatically")
 
     def dsn(self, database: str | None = None) -> str:
-        """libpq connection string (key=value form, so a password with symbols needs no URL quoting)."""
-        secret = self.password.get_secret_value().replace("\\", "\\\\").replace("'", "\\'")
-        return f"host={self.host} port={self.port} user={self.user} password='{secret}' dbname={database or self.db}"
+        """libpq connection string (key=value form, quoted by psycopg, so any password works)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            dbname=database or self.db,
+        )
 
     def sqlalchemy_url(self, database: str) -> str:
         """SQLAlchemy URL for the services that want one (MLflow, Airflow)."""
