@@ -95,13 +95,15 @@ def batches(n: int, run_key: str, *, seed: int = 7, days: float = 20.0) -> Itera
     return generate(n, seed, start, run_key, span=timedelta(days=days), config=config)
 
 
-def load(settings: Settings, n: int, run_key: str, *, first_offset: int = 0, days: float = 20.0) -> LoadedRows:
-    """Generate ``n`` transactions and upsert them into raw.transactions; returns what was loaded."""
+def load(
+    settings: Settings, n: int, run_key: str, *, first_offset: int = 0, days: float = 20.0, seed: int = 7
+) -> LoadedRows:
+    """Generate ``n`` transactions of world ``seed`` and upsert them into raw.transactions."""
     target = raw_table(settings)
     ensure_table(target)
     loaded = LoadedRows()
     offset = first_offset
-    for batch in batches(n, run_key, days=days):
+    for batch in batches(n, run_key, seed=seed, days=days):
         cols = batch.to_columns()
         upsert(target, silver_rows(cols, settings.kafka.topic, offset))
         loaded.add(cols)
