@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar, Self
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from shoplake.config.types import (
     Emails,
@@ -46,12 +46,8 @@ class KafkaSettings(Section):
         "KAFKA_BROKERS", 1, "local Kafka nodes, at most one per bootstrap entry; 3 = KRaft cluster (docs/cluster.md)"
     )
     topic: Topic = env("KAFKA_TOPIC", "ecommerce.transactions", "the transactions topic")
-    partitions: int = Field(
-        default=3, ge=1, le=1000, validation_alias="KAFKA_TOPIC_PARTITIONS", description="its partitions"
-    )
-    replication_factor: int = Field(
-        default=1, ge=1, le=16, validation_alias="KAFKA_REPLICATION_FACTOR", description="its replication factor"
-    )
+    partitions: int = env("KAFKA_TOPIC_PARTITIONS", 3, "its partitions", ge=1, le=1000)
+    replication_factor: int = env("KAFKA_REPLICATION_FACTOR", 1, "its replication factor", ge=1, le=16)
 
     @model_validator(mode="after")
     def _brokers(self) -> Self:
@@ -131,11 +127,11 @@ class MlflowSettings(Section):
 class LakeSettings(Section):
     title = "Delta Lake"
     base_path: Path = env("DELTA_BASE_PATH", Path("/tmp/delta-lake"), "root of the Delta tables")
-    min_free_mb: int = Field(
-        default=512,
+    min_free_mb: int = env(
+        "DELTA_MIN_FREE_MB",
+        512,
+        "streaming refuses to start with less free space (MiB) for Delta and checkpoints",
         ge=0,
-        validation_alias="DELTA_MIN_FREE_MB",
-        description="streaming refuses to start with less free space (MiB) for Delta and checkpoints",
     )
 
 
@@ -143,19 +139,11 @@ class SparkSettings(Section):
     title = "Spark"
     master: str = env("SPARK_MASTER", "local[*]", "spark://host:7077 on a cluster")
     master_port: Port = env("SPARK_MASTER_PORT", 7077, "`shoplake up spark`: the local standalone master")
-    master_webui_port: int = Field(
-        default=8090,
-        ge=1,
-        le=65527,
-        validation_alias="SPARK_MASTER_WEBUI_PORT",
-        description="its web UI; worker i serves its UI on this port + i",
+    master_webui_port: int = env(
+        "SPARK_MASTER_WEBUI_PORT", 8090, "its web UI; worker i serves its UI on this port + i", ge=1, le=65527
     )
-    worker_instances: int = Field(
-        default=2, ge=1, le=8, validation_alias="SPARK_WORKER_INSTANCES", description="local standalone workers"
-    )
-    worker_cores: int = Field(
-        default=1, ge=1, le=256, validation_alias="SPARK_WORKER_CORES", description="cores each offers"
-    )
+    worker_instances: int = env("SPARK_WORKER_INSTANCES", 2, "local standalone workers", ge=1, le=8)
+    worker_cores: int = env("SPARK_WORKER_CORES", 1, "cores each offers", ge=1, le=256)
     worker_memory: Size = env("SPARK_WORKER_MEMORY", "1g", "memory each worker offers to executors")
     aot_cache: EnvBool = env(
         "SPARK_AOT_CACHE", True, "catch-up and maintenance drivers start from a Java 25 AOT cache (docs/streaming.md)"
@@ -177,15 +165,9 @@ class AirflowSettings(Section):
     api_port: Port = env("AIRFLOW_API_PORT", 8082, "api-server and UI")
     admin_user: str = env("AIRFLOW_ADMIN_USER", "admin", "the UI/API user")
     admin_password: SecretStr = env("AIRFLOW_ADMIN_PASSWORD", SecretStr("admin"), "its password")
-    parallelism: int = Field(
-        default=2, ge=1, le=64, validation_alias="AIRFLOW_PARALLELISM", description="task slots of the local scheduler"
-    )
-    deadline_scale: float = Field(
-        default=1.0,
-        ge=0,
-        le=1000,
-        validation_alias="AIRFLOW_DEADLINE_SCALE",
-        description="multiplies every DAG's deadline alert (30 min .. 8 h); 0 = none",
+    parallelism: int = env("AIRFLOW_PARALLELISM", 2, "task slots of the local scheduler", ge=1, le=64)
+    deadline_scale: float = env(
+        "AIRFLOW_DEADLINE_SCALE", 1.0, "multiplies every DAG's deadline alert (30 min .. 8 h); 0 = none", ge=0, le=1000
     )
 
 
@@ -213,35 +195,24 @@ class AlertSettings(Section):
 
 class HealthSettings(Section):
     title = "Health report and data quality (docs/operations.md#health-report-findings)"
-    max_table_age_hours: float = Field(
-        default=24.0,
+    max_table_age_hours: float = env(
+        "HEALTH_MAX_TABLE_AGE_HOURS",
+        24.0,
+        "a Delta table with no commit (or a query with no batch) for longer is stale: FAIL",
         gt=0,
-        validation_alias="HEALTH_MAX_TABLE_AGE_HOURS",
-        description="a Delta table with no commit (or a query with no batch) for longer is stale: FAIL",
     )
-    small_file_mb: float = Field(
-        default=8.0,
-        gt=0,
-        validation_alias="HEALTH_SMALL_FILE_MB",
-        description="Delta data files below this size are small",
-    )
+    small_file_mb: float = env("HEALTH_SMALL_FILE_MB", 8.0, "Delta data files below this size are small", gt=0)
     max_small_file_ratio: Fraction = env(
         "HEALTH_MAX_SMALL_FILE_RATIO", 0.9, "WARN when more of a table's files (tables of 10+ files) are small"
     )
-    max_kafka_lag: int = Field(
-        default=100_000,
-        ge=0,
-        validation_alias="HEALTH_MAX_KAFKA_LAG",
-        description="WARN when bronze is more records behind the topic's end offsets",
+    max_kafka_lag: int = env(
+        "HEALTH_MAX_KAFKA_LAG", 100_000, "WARN when bronze is more records behind the topic's end offsets", ge=0
     )
     max_quarantine_ratio: Fraction = env(
         "HEALTH_MAX_QUARANTINE_RATIO", 0.05, "WARN when quarantine holds more than this share of bronze's rows"
     )
-    max_warehouse_age_hours: float = Field(
-        default=24.0,
-        gt=0,
-        validation_alias="HEALTH_MAX_WAREHOUSE_AGE_HOURS",
-        description="FAIL when raw.* received no row for longer (stale marts: WARN)",
+    max_warehouse_age_hours: float = env(
+        "HEALTH_MAX_WAREHOUSE_AGE_HOURS", 24.0, "FAIL when raw.* received no row for longer (stale marts: WARN)", gt=0
     )
     dq_volume_tolerance: Fraction = env(
         "DQ_VOLUME_TOLERANCE", 0.01, "data quality: share of rows a layer may lack against the layer before it"
@@ -258,11 +229,8 @@ class LineageSettings(Section):
 
 class IngestSettings(Section):
     title = "Ingestion"
-    max_transactions: int = Field(
-        default=10_000_000,
-        ge=1,
-        validation_alias="INGEST_MAX_TRANSACTIONS",
-        description="cap on one ingestion run (also the DAG Param's maximum)",
+    max_transactions: int = env(
+        "INGEST_MAX_TRANSACTIONS", 10_000_000, "cap on one ingestion run (also the DAG Param's maximum)", ge=1
     )
 
 

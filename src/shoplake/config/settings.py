@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
 
 from shoplake.config.sections import (
     AirflowSettings,
@@ -73,11 +73,8 @@ class Settings(BaseModel):
         "SHOPLAKE_PROJECT_DIR", None, "source checkout holding jvm/, dags/, dbt/, conf/", shown="detected"
     )
     bind_host: str = env("SHOPLAKE_BIND_HOST", "127.0.0.1", "every local service listens here only")
-    service_start_timeout: float = Field(
-        default=180.0,
-        gt=0,
-        validation_alias="SHOPLAKE_SERVICE_TIMEOUT",
-        description="seconds a service may take to become healthy",
+    service_start_timeout: float = env(
+        "SHOPLAKE_SERVICE_TIMEOUT", 180.0, "seconds a service may take to become healthy", gt=0
     )
     streaming_config: Path = env(
         "STREAMING_CONFIG", Path("conf/streaming.toml"), "the streaming pipeline's shape (relative to the checkout)"

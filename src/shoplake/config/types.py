@@ -16,10 +16,20 @@ _SIZE: Final = re.compile(r"[1-9][0-9]*[kmg]")
 _UNIT_SECONDS: Final = {"second": 1, "minute": 60, "hour": 3600}
 
 
-def env(name: str, default: Any, doc: str, *, shown: str | None = None) -> Any:
-    """A setting read from the environment variable ``name``; ``shown`` is the default the docs print."""
+def env(
+    name: str,
+    default: Any,
+    doc: str,
+    *,
+    shown: str | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+) -> Any:
+    """A setting read from the environment variable ``name``, within the bounds given; ``shown`` is the
+    default the docs print when the real one is derived or found at run time."""
     extra: dict[str, Any] | None = {"shown": shown} if shown is not None else None
-    return Field(default=default, validation_alias=name, description=doc, json_schema_extra=extra)
+    return Field(default=default, validation_alias=name, description=doc, json_schema_extra=extra, ge=ge, le=le, gt=gt)
 
 
 def _http_url(value: str) -> str:
