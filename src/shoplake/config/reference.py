@@ -80,7 +80,7 @@ def _streaming_rows() -> Iterator[str]:
         for key, info in type(section).model_fields.items():
             value = getattr(section, key)
             shown = ", ".join(value) if isinstance(value, tuple) else _shown(value)
-            yield f"| `[{table}]` | `{info.alias or key}` | `{shown}` |"
+            yield f"| `[{table}]` | `{info.alias or key}` | {f'`{shown}`' if shown else 'empty'} |"
 
 
 def configuration_tables() -> str:
