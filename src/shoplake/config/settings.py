@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 
 from shoplake.config.sections import (
     AirflowSettings,
@@ -35,7 +36,7 @@ from shoplake.config.sections import (
     SparkSettings,
 )
 from shoplake.config.streaming import StreamingSettings
-from shoplake.config.types import env
+from shoplake.config.types import env, env_text
 
 DEFAULT_PASSWORDS: Final = frozenset({"postgres", "admin", "password", ""})
 ENV_FILE: Final = ".env"
@@ -112,18 +113,10 @@ class Settings(BaseModel):
         """Every variable's effective value, secrets masked, for ``shoplake config`` and reports."""
         out: dict[str, str] = {}
         for owner in (self, *(getattr(self, name) for name in SECTIONS)):
-            for name, field in type(owner).model_fields.items():
-                if not isinstance(field.validation_alias, str):
-                    continue
-                value = getattr(owner, name)
-                if isinstance(value, SecretStr):
-                    out[field.validation_alias] = "***" if value.get_secret_value() else ""
-                elif isinstance(value, tuple):
-                    out[field.validation_alias] = ",".join(value)
-                elif isinstance(value, bool):
-                    out[field.validation_alias] = str(value).lower()
-                else:
-                    out[field.validation_alias] = str(value)
+            for variable, attribute, _ in variables(type(owner)):
+                value = getattr(owner, attribute)
+                secret = isinstance(value, SecretStr) and bool(value.get_secret_value())
+                out[variable] = "***" if secret else env_text(value)
         return out
 
     def with_env(self, **changes: str | Path) -> Settings:
@@ -152,7 +145,8 @@ class Settings(BaseModel):
         except ConfigError as exc:
             errors.append(str(exc))
             values["streaming"] = StreamingSettings()
-        values.update({name: dict(values) for name in SECTIONS})
+        flat = dict(values)  # each section picks its own variables from the same mapping
+        values.update(dict.fromkeys(SECTIONS, flat))
         try:
             settings = cls.model_validate(values)
         except ValidationError as exc:
@@ -163,6 +157,15 @@ class Settings(BaseModel):
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
         settings._env = {k: v for k, v in source.items() if isinstance(v, str)}
         return settings
+
+
+def variables(model: type[BaseModel]) -> list[tuple[str, str, FieldInfo]]:
+    """(environment variable, attribute, field) of every field of ``model`` read from the environment."""
+    return [
+        (field.validation_alias, name, field)
+        for name, field in model.model_fields.items()
+        if isinstance(field.validation_alias, str)
+    ]
 
 
 # The root's fields that are environment sections (the streaming file is validated from its own source).

@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
 _TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
@@ -30,6 +30,17 @@ def env(
     default the docs print when the real one is derived or found at run time."""
     extra: dict[str, Any] | None = {"shown": shown} if shown is not None else None
     return Field(default=default, validation_alias=name, description=doc, json_schema_extra=extra, ge=ge, le=le, gt=gt)
+
+
+def env_text(value: Any) -> str:
+    """A setting's value as its environment variable would spell it (secrets revealed: mask before)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return "" if value is None else str(value)
 
 
 def _http_url(value: str) -> str:

@@ -45,8 +45,9 @@ from delta.tables import DeltaTable
 from pyspark import InheritableThread
 from pyspark.sql import SparkSession
 
+from shoplake.config.types import size_bytes
 from shoplake.files import append_results
-from shoplake.pipeline.config import StreamingConfig, size_bytes
+from shoplake.pipeline.config import StreamingConfig
 
 log = logging.getLogger(__name__)
 

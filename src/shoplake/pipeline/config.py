@@ -12,9 +12,7 @@ from pathlib import Path
 
 from shoplake.config import Settings
 from shoplake.config.streaming import QUERIES
-from shoplake.config.types import seconds, size_bytes
-
-__all__ = ["QUERIES", "StreamingConfig", "load_streaming_config", "seconds", "size_bytes"]
+from shoplake.config.types import seconds
 
 
 @dataclass(frozen=True)
