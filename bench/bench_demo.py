@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from bench import process_tree
 from bench.benchmarks_md import write_section
 from shoplake import stack
 from shoplake.config import get_settings
@@ -67,7 +68,7 @@ def run_demo(transactions: int, cold: bool) -> dict[str, Any]:
     settings = get_settings()
     if cold:
         stack.down(settings)
-    load_before = os.getloadavg()
+    load_before = process_tree.loadavg()
     cmd = [sys.executable, "-c", "import sys; from shoplake.cli import main; sys.exit(main(sys.argv[1:]))"]
     cmd += ["demo", "--json", "-n", str(transactions)]
     started = time.monotonic()
@@ -90,7 +91,7 @@ def run_demo(transactions: int, cold: bool) -> dict[str, Any]:
     summary = json.loads(out) if proc.returncode == 0 else None
     return {
         "case": "stack stopped first (cold)" if cold else "every service already healthy (warm)",
-        "load": " ".join(f"{x:.1f}" for x in load_before),
+        "load": load_before,
         "exit_code": proc.returncode,
         "seconds": elapsed,
         "peak_gb": peak / 2**30,
